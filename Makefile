@@ -1,0 +1,37 @@
+# raftkv: `make run` starts a single node on 127.0.0.1:6379 with data in ./data;
+# `make test` runs the suite. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench chaos cluster cluster-stop sim-long clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/raftkv-server --port 6379 --dir ./data
+
+test: $(STAMP) redis-tools
+	$(PY) -m pytest tests -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check raftkv tests bench
+
+# redis-cli, redis-benchmark and redis-server (for comparisons) from Debian's packages.
+redis-tools:
+	@command -v redis-cli >/dev/null && command -v redis-server >/dev/null || bash bench/install_redis.sh
+
+bench: $(STAMP) redis-tools
+	$(PY) bench/bench_single.py
+	$(PY) bench/bench_cluster.py
+
+sim-long: $(STAMP)
+	RAFT_SIM_SEEDS=20000 $(PY) -m pytest tests/raft/test_simulation.py -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info

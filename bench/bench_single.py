@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""Single-node benchmark: raftkv vs redis-server, same machine, same persistence.
+
+Starts a redis-server and a raftkv node, each on a free 127.0.0.1 port in its own
+temp dir with the same appendfsync setting, waits for PING, then runs
+redis-benchmark (--csv) for each test and pipeline depth on one server and then
+the other (interleaved, one benchmark at a time), reading the server's CPU time
+from /proc before and after each run. Servers are stopped by PID (SIGTERM,
+SIGKILL after a bound). Prints a markdown table and writes
+bench/results/single-<date>.json.
+
+Example:
+    python bench/bench_single.py --quick
+    python bench/bench_single.py --appendfsync always --pipelines 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import (  # noqa: E402
+    REDIS_TEMPLATE,
+    BenchError,
+    BenchResult,
+    ServerProcess,
+    TempDir,
+    default_python,
+    default_requests,
+    ensure_redis_tools,
+    fmt_num,
+    fmt_ratio,
+    free_ports,
+    install_sigterm_handler,
+    log,
+    machine_info,
+    markdown_table,
+    measure,
+    parse_int_list,
+    render_command,
+    tool_version,
+    write_results,
+)
+
+RAFTKV_TEMPLATE = (
+    "{python} -m raftkv.server.main --port {port} --dir {dir} --appendfsync {appendfsync}"
+)
+DEFAULT_TESTS = "set,get,incr,mset"
+SERVERS = ("redis", "raftkv")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        description="redis-benchmark against raftkv and redis-server (single node).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
+    p.add_argument(
+        "--tests", default=DEFAULT_TESTS, help="comma-separated redis-benchmark -t tests"
+    )
+    p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
+    p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
+    p.add_argument(
+        "-n",
+        "--requests",
+        default=None,
+        help="redis-benchmark -n: one value for all pipelines or one per --pipelines entry "
+        "(default 200000 for -P 1, 1000000 otherwise; --quick: 20000 / 100000)",
+    )
+    p.add_argument("--randkeys", type=int, default=100000, help="redis-benchmark -r")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap each run at about this long: a short probe estimates the server's "
+        "rate and -n is lowered if needed; 0 disables (default 15, --quick 3)",
+    )
+    p.add_argument("--quick", action="store_true", help="small -n and time cap, for a smoke run")
+    p.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="runs per cell (interleaved across servers); the table shows the median",
+    )
+    p.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="which servers to run: redis, raftkv or both",
+    )
+    p.add_argument(
+        "--raftkv-cmd",
+        default=RAFTKV_TEMPLATE,
+        help="raftkv command template; placeholders {python} {port} {dir} {appendfsync}",
+    )
+    p.add_argument(
+        "--redis-cmd",
+        default=REDIS_TEMPLATE,
+        help="redis-server command template (same placeholders)",
+    )
+    p.add_argument("--python", default=default_python(), help="python for {python}")
+    p.add_argument("--start-timeout", type=float, default=30.0, help="seconds to wait for PING")
+    p.add_argument(
+        "--stop-timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
+    )
+    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
+    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
+    p.add_argument("--keep-dirs", action="store_true", help="keep temp dirs and server logs")
+    return p
+
+
+def resolve_requests(args, pipelines: list[int]) -> dict[int, int]:
+    if args.requests is None:
+        return {p: default_requests(p, args.quick) for p in pipelines}
+    vals = parse_int_list(args.requests)
+    if len(vals) == 1:
+        return {p: vals[0] for p in pipelines}
+    if len(vals) != len(pipelines):
+        raise BenchError("--requests needs one value, or one per --pipelines entry")
+    return dict(zip(pipelines, vals, strict=True))
+
+
+def start_server(name: str, template: str, args, root: Path) -> tuple[ServerProcess | None, dict]:
+    """Start one server in root/<name>; returns (server or None, its record)."""
+    rec: dict = {"name": name, "results": [], "error": None}
+    try:
+        port = free_ports(1)[0]
+        data = root / name
+        argv = render_command(
+            template, python=args.python, port=port, dir=str(data), appendfsync=args.appendfsync
+        )
+        rec["argv"] = argv
+        srv = ServerProcess(name=name, argv=argv, port=port, dir=data)
+        log(f"{name}: starting on 127.0.0.1:{port}: {shlex.join(argv)}")
+        srv.start()
+    except BenchError as e:
+        rec["error"] = str(e)
+        log(f"{name}: FAILED: {e}")
+        return None, rec
+    try:
+        waited = srv.wait_ready(args.start_timeout)
+    except BenchError as e:
+        rec["error"] = str(e)
+        log(f"{name}: FAILED: {e}")
+        srv.stop(args.stop_timeout)
+        return None, rec
+    log(f"{name}: pid {srv.pid} ready after {waited:.2f}s")
+    return srv, rec
+
+
+def run_all(args, names, tests, pipelines, reqs) -> dict[str, dict]:
+    """Start every server, then run each test x pipeline on them in turn (interleaved).
+
+    Interleaving (redis, raftkv, redis, raftkv, ...) rather than all of one server
+    then all of the other keeps drifts of the machine's speed (noisy neighbours)
+    from biasing the ratio. One redis-benchmark runs at a time; the other server idles.
+    """
+    by_server: dict[str, dict] = {}
+    servers: dict[str, ServerProcess] = {}
+    with TempDir("raftkv-bench-single-", keep=args.keep_dirs) as root:
+        try:
+            for name in names:
+                template = args.redis_cmd if name == "redis" else args.raftkv_cmd
+                srv, rec = start_server(name, template, args, root)
+                by_server[name] = rec
+                if srv is not None:
+                    servers[name] = srv
+            sized: dict[tuple[str, str, int], int] = {}
+            for pipeline in pipelines:
+                for test in tests:
+                    for rep in range(args.repeat):
+                        for name in names:
+                            if name in servers:
+                                run_one(
+                                    args,
+                                    servers,
+                                    by_server[name],
+                                    name,
+                                    test,
+                                    pipeline,
+                                    reqs,
+                                    sized,
+                                    rep,
+                                )
+        finally:
+            for srv in servers.values():
+                srv.stop(args.stop_timeout)
+    return by_server
+
+
+def run_one(args, servers, rec, name, test, pipeline, reqs, sized, rep) -> None:
+    srv = servers[name]
+    if not srv.alive():
+        rec["error"] = (
+            f"{name} (pid {srv.pid}) died (exit {srv.proc.returncode})\n"
+            f"  log tail:\n{srv.log_tail()}"
+        )
+        log(f"{name}: FAILED: {rec['error']}")
+        servers.pop(name).stop(args.stop_timeout)
+        return
+    key = (name, test, pipeline)
+    r = measure(
+        [srv],
+        "127.0.0.1",
+        srv.port,
+        test,
+        requests=sized.get(key, reqs[pipeline]),
+        clients=args.clients,
+        pipeline=pipeline,
+        randkeys=args.randkeys,
+        # Size the run (probe + time cap) once per cell; repeats reuse that n.
+        max_seconds=0 if key in sized else args.max_seconds,
+    )
+    r.extra["repeat"] = rep + 1
+    if r.error:
+        log(f"{name}: {test} -P {pipeline}: ERROR {r.error}")
+    else:
+        sized[key] = r.requests
+        log(
+            f"{name:<6} {test:<5} -P {pipeline:<3} n={r.requests:<8} "
+            f"{fmt_num(r.rps):>10} ops/s  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  "
+            f"cpu {fmt_num(r.cpu_us_per_op, 2)} us/op"
+        )
+    rec["results"].append(r.to_dict())
+
+
+def pick_median(results: list[dict], test: str, pipeline: int) -> BenchResult | None:
+    """The run with the median ops/s among one cell's repeats (an error if all failed)."""
+    runs = [r for r in results if r["test"] == test and r["pipeline"] == pipeline]
+    if not runs:
+        return None
+    ok = sorted((r for r in runs if r["error"] is None), key=lambda r: r["rps"])
+    return BenchResult(**(ok[(len(ok) - 1) // 2] if ok else runs[0]))
+
+
+def build_table(tests, pipelines, by_server: dict[str, dict]) -> str:
+    def find(server: str, test: str, pipeline: int) -> BenchResult | None:
+        return pick_median(by_server.get(server, {}).get("results", []), test, pipeline)
+
+    headers = [
+        "test",
+        "-P",
+        "redis ops/s",
+        "raftkv ops/s",
+        "raftkv/redis",
+        "redis p50 ms",
+        "raftkv p50 ms",
+        "redis p99 ms",
+        "raftkv p99 ms",
+        "redis CPU us/op",
+        "raftkv CPU us/op",
+    ]
+    rows = []
+    for pipeline in pipelines:
+        for test in tests:
+            a, b = find("redis", test, pipeline), find("raftkv", test, pipeline)
+
+            def cell(r, attr, digits=0):
+                if r is None:
+                    return "-"
+                if r.error:
+                    return "error"
+                return fmt_num(getattr(r, attr), digits)
+
+            label = test.upper()
+            for r in (a, b):
+                if r and r.extra.get("csv_test"):
+                    label = r.extra["csv_test"]
+                    break
+            rows.append(
+                [
+                    label,
+                    str(pipeline),
+                    cell(a, "rps"),
+                    cell(b, "rps"),
+                    fmt_ratio(b.rps if b else None, a.rps if a else None),
+                    cell(a, "p50_ms", 3),
+                    cell(b, "p50_ms", 3),
+                    cell(a, "p99_ms", 3),
+                    cell(b, "p99_ms", 3),
+                    cell(a, "cpu_us_per_op", 2),
+                    cell(b, "cpu_us_per_op", 2),
+                ]
+            )
+    return markdown_table(headers, rows, align="lr" + "r" * (len(headers) - 2))
+
+
+def main(argv: list[str] | None = None) -> int:
+    install_sigterm_handler()
+    args = build_parser().parse_args(argv)
+    try:
+        tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
+        if not tests:
+            raise BenchError("--tests is empty")
+        pipelines = parse_int_list(args.pipelines)
+        if args.clients <= 0 or args.repeat <= 0:
+            raise BenchError("--clients and --repeat must be positive")
+        servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+        unknown = [s for s in servers if s not in SERVERS]
+        if unknown or not servers:
+            raise BenchError(f"--servers: unknown {unknown}; choose from {', '.join(SERVERS)}")
+        if args.max_seconds is None:
+            args.max_seconds = 3.0 if args.quick else 15.0
+        reqs = resolve_requests(args, pipelines)
+        ensure_redis_tools(
+            ("redis-benchmark", "redis-server") if "redis" in servers else ("redis-benchmark",)
+        )
+    except BenchError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+    started = time.time()
+    by_server = run_all(args, servers, tests, pipelines, reqs)
+
+    table = build_table(tests, pipelines, by_server)
+    print()
+    print(
+        f"## raftkv vs redis, single node, appendfsync {args.appendfsync}, "
+        f"-c {args.clients}, -r {args.randkeys}"
+    )
+    print()
+    print(table)
+    print()
+    errors = {n: s["error"] for n, s in by_server.items() if s["error"]}
+    run_errors = [
+        (n, r["test"], r["pipeline"], r["error"])
+        for n, s in by_server.items()
+        for r in s["results"]
+        if r["error"]
+    ]
+    for n, err in errors.items():
+        print(f"{n}: {err.splitlines()[0]}")
+    for n, t, p, err in run_errors:
+        print(f"{n}: {t} -P {p}: {err.splitlines()[0]}")
+
+    if not args.no_json:
+        payload = {
+            "kind": "single",
+            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+            "duration_s": round(time.time() - started, 2),
+            "machine": machine_info(),
+            "redis_server_version": tool_version("redis-server"),
+            "redis_benchmark_version": tool_version("redis-benchmark"),
+            "args": vars(args) | {"results_dir": str(args.results_dir)},
+            "requests": reqs,
+            "servers": by_server,
+            "table_markdown": table,
+        }
+        path = write_results("single", payload, args.results_dir)
+        print(f"results: {path}")
+    return 1 if errors or run_errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""raftkv: a Redis-compatible store replicated with Raft."""

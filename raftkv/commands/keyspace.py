@@ -1,0 +1,43 @@
+"""Generic keyspace commands."""
+
+from raftkv.commands.spec import C
+
+COMMANDS = [
+    C("del", -2, "write", 1, -1, 1, "Deletes one or more keys."),
+    C("unlink", -2, "write fast", 1, -1, 1, "Asynchronously deletes one or more keys.", "4.0.0"),
+    C("exists", -2, "readonly fast", 1, -1, 1, "Determines whether one or more keys exist."),
+    C("type", 2, "readonly fast", 1, 1, 1, "Determines the type of value stored at a key."),
+    C("expire", -3, "write fast", 1, 1, 1, "Sets the expiration time of a key in seconds."),
+    C("pexpire", -3, "write fast", 1, 1, 1, "Sets the expiration time of a key in milliseconds.", "2.6.0"),
+    C("expireat", -3, "write fast", 1, 1, 1, "Sets the expiration time of a key to a Unix timestamp.", "1.2.0"),
+    C("pexpireat", -3, "write fast", 1, 1, 1, "Sets the expiration time of a key to a Unix milliseconds timestamp.", "2.6.0"),
+    C("ttl", 2, "readonly fast", 1, 1, 1, "Returns the expiration time in seconds of a key."),
+    C("pttl", 2, "readonly fast", 1, 1, 1, "Returns the expiration time in milliseconds of a key.", "2.6.0"),
+    C("expiretime", 2, "readonly fast", 1, 1, 1, "Returns the expiration time of a key as a Unix timestamp.", "7.0.0"),
+    C("pexpiretime", 2, "readonly fast", 1, 1, 1, "Returns the expiration time of a key as a Unix milliseconds timestamp.", "7.0.0"),
+    C("persist", 2, "write fast", 1, 1, 1, "Removes the expiration time of a key.", "2.2.0"),
+    C("rename", 3, "write", 1, 2, 1, "Renames a key and overwrites the destination."),
+    C("renamenx", 3, "write fast", 1, 2, 1, "Renames a key only when the target key name doesn't exist."),
+    C("copy", -3, "write denyoom", 1, 2, 1, "Copies the value of a key to a new key.", "6.2.0"),
+    C("move", 3, "write fast", 1, 1, 1, "Moves a key to another database."),
+    C("touch", -2, "readonly fast", 1, -1, 1, "Returns the number of existing keys out of those specified after updating the time they were last accessed.", "3.2.1"),
+    C("keys", 2, "readonly", 0, 0, 0, "Returns all key names that match a pattern."),
+    C("scan", -2, "readonly", 0, 0, 0, "Iterates over the key names in the database.", "2.8.0"),
+    C("randomkey", 1, "readonly", 0, 0, 0, "Returns a random key name from the database."),
+    C("dbsize", 1, "readonly fast", 0, 0, 0, "Returns the number of keys in the database.", group="server"),
+    C("flushdb", -1, "write", 0, 0, 0, "Remove all keys from the current database.", group="server"),
+    C("flushall", -1, "write", 0, 0, 0, "Removes all keys from all databases.", group="server"),
+    C("swapdb", 3, "write fast", 0, 0, 0, "Swaps two Redis databases.", "4.0.0", group="server"),
+    C("select", 2, "loading stale fast", 0, 0, 0, "Changes the selected database.", group="connection"),
+    C("dump", 2, "readonly", 1, 1, 1, "Returns a serialized representation of the value stored at a key.", "2.6.0"),
+    C("restore", -4, "write denyoom", 1, 1, 1, "Creates a key from the serialized representation of a value.", "2.6.0"),
+    C("sort", -2, "write denyoom", 1, 1, 1, "Sorts the elements in a list, a set, or a sorted set, optionally storing the result.", keys="sort"),
+    C("sort_ro", -2, "readonly", 1, 1, 1, "Returns the sorted elements of a list, a set, or a sorted set.", "7.0.0"),
+    C("object", -2, "", 0, 0, 0, "A container for object introspection commands.", "2.2.3", sub=[
+        C("encoding", 3, "readonly", 2, 2, 1, "Returns the internal encoding of a Redis object."),
+        C("freq", 3, "readonly", 2, 2, 1, "Returns the logarithmic access frequency counter of a Redis object.", "4.0.0"),
+        C("idletime", 3, "readonly", 2, 2, 1, "Returns the time since the last access to a Redis object."),
+        C("refcount", 3, "readonly", 2, 2, 1, "Returns the reference count of a value of a key."),
+        C("help", 2, "loading stale", 0, 0, 0, "Returns helpful text about the different subcommands.", "6.2.0"),
+    ]),
+]

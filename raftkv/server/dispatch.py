@@ -1,0 +1,247 @@
+"""The dispatcher: Redis's processCommand as one ordered run of guard clauses.
+
+lookup -> arity -> auth -> pub/sub context -> MULTI queueing -> run, where
+run is a server command, a write (one log entry through the group) or a
+read (served locally with the reader's clock). Each gate rejects with
+Redis's error text, so handlers never repeat these checks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from raftkv import errors
+from raftkv.commands.spec import CommandSpec
+from raftkv.commands.table import COMMANDS
+from raftkv.errors import CommandError
+from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
+from raftkv.server.registry import SERVER_HANDLERS
+from raftkv.server.resp import encode, encode_error
+
+if TYPE_CHECKING:
+    from raftkv.server.connection import Connection
+    from raftkv.server.node import Node
+
+log = logging.getLogger(__name__)
+
+
+class _Deferred:
+    """A server handler answered by itself (emitted a pending or several replies)."""
+
+
+DEFERRED: Any = _Deferred()
+
+# Allowed while a RESP2 connection is in subscribed mode.
+_PUBSUB_ALLOWED = {b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe", b"ssubscribe",
+                   b"sunsubscribe", b"ping", b"quit", b"reset"}
+# Run at once even inside MULTI.
+_MULTI_IMMEDIATE = {b"exec", b"discard", b"multi", b"watch", b"unwatch", b"quit", b"reset"}
+
+
+class Dispatcher:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.table: dict[bytes, CommandSpec] = {n.encode(): s for n, s in COMMANDS.items()}
+        self.watchers: dict[tuple[int, bytes], set[Connection]] = {}
+        import raftkv.server.commands  # noqa: F401 - registers the server handlers
+
+    # --- the gates ---------------------------------------------------------------------
+    def dispatch(self, conn: Connection, argv: list[bytes]) -> None:
+        name = argv[0].lower()
+        spec = self.table.get(name)
+        if spec is None:
+            return self._reject(conn, errors.unknown_command(
+                argv[0].decode("utf-8", "replace"), argv[1:]), queueing=True)
+        if spec.subcommands:
+            if len(argv) < 2:
+                return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
+            sub = spec.subcommands.get(argv[1].decode("latin-1").lower())
+            if sub is None:
+                return self._reject(conn, errors.unknown_container_subcommand(
+                    argv[1].decode("utf-8", "replace"), spec.name), queueing=True)
+            if not sub.arity_ok(len(argv)):
+                return self._reject(conn, errors.wrong_arity(sub.full_name), queueing=True)
+            exec_spec = sub
+        else:
+            if not spec.arity_ok(len(argv)):
+                return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
+            exec_spec = spec
+        if not conn.authenticated and "no_auth" not in spec.flags:
+            return self._reject(conn, errors.NOAUTH, queueing=True)
+        if conn.resp == 2 and (conn.channels or conn.patterns or conn.shard_channels) \
+                and name not in _PUBSUB_ALLOWED:
+            return self._reject(conn, (
+                f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
+                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+        if conn.multi is not None and name not in _MULTI_IMMEDIATE:
+            conn.multi.append(argv)
+            conn.emit(b"+QUEUED\r\n")
+            return None
+        conn.last_command = exec_spec.full_name
+        if self.node.monitors:
+            self.node.feed_monitors(conn, argv)
+        reply = self.run(conn, spec, exec_spec, argv)
+        if reply is DEFERRED:
+            return None
+        if type(reply) is Blocked:
+            self.node.blocking.park(conn, argv, exec_spec, reply)
+            return None
+        conn.emit(encode(reply, conn.resp))
+        return None
+
+    def _reject(self, conn: Connection, text: str, queueing: bool = False) -> None:
+        if queueing and conn.multi is not None:
+            conn.multi_error = True
+        self.node.stats.error(text)
+        conn.emit(encode_error(text))
+
+    # --- running -----------------------------------------------------------------------------
+    def run(self, conn: Connection, spec: CommandSpec, exec_spec: CommandSpec,
+            argv: list[bytes]) -> Any:
+        """Run one command now; returns its reply value (or DEFERRED / Blocked)."""
+        node = self.node
+        stats = node.stats
+        started = time.perf_counter_ns()
+        handler = SERVER_HANDLERS.get(spec.name)
+        try:
+            if handler is not None:
+                reply = handler(node, conn, argv)
+            elif exec_spec.is_write:
+                reply = node.submit([argv], conn.db, conn.resp)[0]
+            else:
+                reply = node.sm.read(conn.db, argv, node.now_ms(), node.new_seed(), conn.resp,
+                                     conn)
+        except CommandError as exc:
+            reply = ErrorReply(str(exc))
+        cs = stats.command(exec_spec.full_name)
+        cs.calls += 1
+        cs.usec += (time.perf_counter_ns() - started) // 1000
+        stats.commands_processed += 1
+        if type(reply) is ErrorReply:
+            cs.failed += 1
+            stats.error(reply)
+        return reply
+
+    def rerun_blocked(self, conn: Connection, spec: CommandSpec, argv: list[bytes],
+                      db: int) -> Any:
+        node = self.node
+        if spec.is_write:
+            return node.submit([argv], db, conn.resp)[0]
+        return node.sm.read(db, argv, node.now_ms(), node.new_seed(), conn.resp, conn)
+
+    # --- MULTI / EXEC / WATCH ------------------------------------------------------------------
+    def exec_transaction(self, conn: Connection) -> Any:
+        queued = conn.multi or []
+        conn.multi = None
+        if conn.multi_error:
+            conn.multi_error = False
+            self.unwatch(conn)
+            raise CommandError("EXECABORT Transaction discarded because of previous errors.")
+        if conn.watch_dirty or self._watched_expired(conn):
+            self.unwatch(conn)
+            return NULL_ARRAY
+        self.unwatch(conn)
+        # State-machine commands of the block form one log entry (atomic on every
+        # replica); server commands in it run in place, in their order. SELECT
+        # travels in the entry so the commands after it use the new database.
+        replies: list[Any] = [None] * len(queued)
+        sm_positions = []
+        sm_commands = []
+        is_write = False
+        for i, argv in enumerate(queued):
+            spec = self.table[argv[0].lower()]
+            if spec.name == "select":
+                sm_positions.append(i)
+                sm_commands.append([b"__select", argv[1]])
+                continue
+            if spec.name in SERVER_HANDLERS:
+                continue
+            sm_positions.append(i)
+            sm_commands.append(argv)
+            is_write = is_write or spec.is_write or self._sub_is_write(argv)
+        node = self.node
+        if sm_commands:
+            if is_write:
+                results = node.submit(sm_commands, conn.db, conn.resp, transaction=True)
+            else:
+                results = node.sm.read_many(conn.db, sm_commands, node.now_ms(),
+                                            node.new_seed(), conn.resp)
+            for pos, value in zip(sm_positions, results, strict=True):
+                replies[pos] = value
+                if queued[pos][0].lower() == b"select" and value == "OK":
+                    conn.db = int(queued[pos][1])
+        for i, argv in enumerate(queued):
+            spec = self.table[argv[0].lower()]
+            handler = SERVER_HANDLERS.get(spec.name)
+            if handler is not None and spec.name != "select":
+                try:
+                    replies[i] = handler(node, conn, argv)
+                except CommandError as exc:
+                    replies[i] = ErrorReply(str(exc))
+                if replies[i] is DEFERRED:
+                    replies[i] = Simple("OK")
+        for i, argv in enumerate(queued):
+            cs = node.stats.command(self.table[argv[0].lower()].name)
+            cs.calls += 1
+            node.stats.commands_processed += 1
+            if type(replies[i]) is ErrorReply:
+                cs.failed += 1
+        return replies
+
+    def _sub_is_write(self, argv: list[bytes]) -> bool:
+        spec = self.table[argv[0].lower()]
+        if spec.subcommands and len(argv) > 1:
+            sub = spec.subcommands.get(argv[1].decode("latin-1").lower())
+            return sub is not None and sub.is_write
+        return False
+
+    def watch(self, conn: Connection, keys: list[bytes]) -> None:
+        node = self.node
+        now = node.now_ms()
+        for key in keys:
+            dk = (conn.db, key)
+            if dk in conn.watched:
+                continue
+            db = node.sm.dbs[conn.db]
+            live = db.data.get(key) is not None and not db.is_expired(key, now)
+            conn.watched[dk] = 1 if live else 0
+            self.watchers.setdefault(dk, set()).add(conn)
+
+    def _watched_expired(self, conn: Connection) -> bool:
+        now = self.node.now_ms()
+        for (db_id, key), was_live in conn.watched.items():
+            db = self.node.sm.dbs[db_id]
+            if was_live and key in db.data and db.is_expired(key, now):
+                return True
+        return False
+
+    def unwatch(self, conn: Connection) -> None:
+        for dk in conn.watched:
+            conns = self.watchers.get(dk)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self.watchers[dk]
+        conn.watched = {}
+        conn.watch_dirty = False
+
+    def keys_touched(self, dirty: list[tuple[int, bytes | None]]) -> None:
+        if not self.watchers:
+            return
+        for db, key in dirty:
+            if key is None:
+                for (wdb, _k), conns in self.watchers.items():
+                    if wdb == db:
+                        for c in conns:
+                            c.watch_dirty = True
+                continue
+            conns = self.watchers.get((db, key))
+            if conns:
+                for c in conns:
+                    c.watch_dirty = True
+
+    def forget(self, conn: Connection) -> None:
+        if conn.watched:
+            self.unwatch(conn)

@@ -1,0 +1,79 @@
+"""Enforce proto-max-bulk-len and the multibulk limit on a command still arriving.
+
+hiredis parses complete commands; it does not know Redis's limits and would
+happily buffer a 4 GB bulk. While a command is incomplete, this scanner
+walks its headers (skipping payload bytes by count, so a 100 MB value costs
+a few steps per chunk) and raises the protocol error Redis gives as soon as
+a header is over the limit.
+"""
+
+from __future__ import annotations
+
+from raftkv.errors import ProtocolError
+
+MAX_MULTIBULK = 1024 * 1024 * 1024 * 2 - 1  # INT_MAX, as Redis
+
+
+class HeaderScanner:
+    __slots__ = ("max_bulk", "_args_left", "_skip", "_head", "active")
+
+    def __init__(self, max_bulk: int) -> None:
+        self.max_bulk = max_bulk
+        self.active = False
+        self._args_left = -1  # -1: expecting the '*' header
+        self._skip = 0  # payload bytes (+2 for CRLF) still to skip
+        self._head = bytearray()  # a header line being assembled
+
+    def start(self) -> None:
+        self.active = True
+        self._args_left = -1
+        self._skip = 0
+        self._head.clear()
+
+    def feed(self, data: bytes | memoryview) -> None:
+        """Scan the bytes of one incomplete command; stop when it completes."""
+        i, n = 0, len(data)
+        while i < n and self.active:
+            if self._skip:
+                take = min(self._skip, n - i)
+                self._skip -= take
+                i += take
+                if not self._skip and self._args_left == 0:
+                    self.active = False
+                continue
+            end = bytes(data[i:i + 64]).find(b"\n")
+            if end < 0:
+                self._head += data[i:i + 64]
+                i += min(64, n - i)
+                if len(self._head) > 64:
+                    raise ProtocolError("Protocol error: too big mbulk count string"
+                                        if self._args_left < 0 else
+                                        "Protocol error: too big bulk count string")
+                continue
+            self._head += data[i:i + end + 1]
+            i += end + 1
+            self._header(bytes(self._head).strip())
+            self._head.clear()
+
+    def _header(self, line: bytes) -> None:
+        if self._args_left < 0:
+            try:
+                count = int(line[1:])
+            except ValueError:
+                raise ProtocolError("Protocol error: invalid multibulk length") from None
+            if count > MAX_MULTIBULK:
+                raise ProtocolError("Protocol error: invalid multibulk length")
+            self._args_left = max(count, 0)
+            if self._args_left == 0:
+                self.active = False
+            return
+        if not line.startswith(b"$"):
+            raise ProtocolError(f"Protocol error: expected '$', got '{line[:1].decode('latin-1')}'")
+        try:
+            size = int(line[1:])
+        except ValueError:
+            raise ProtocolError("Protocol error: invalid bulk length") from None
+        if size < 0 or size > self.max_bulk:
+            raise ProtocolError("Protocol error: invalid bulk length")
+        self._args_left -= 1
+        self._skip = size + 2

@@ -1,0 +1,209 @@
+"""The single-node slot group: log, snapshots and the state machine on one replica.
+
+A write becomes one log entry (time, seed, db, commands), is appended to
+the log's buffer and applied at once; the node writes the buffer out (and
+fdatasyncs it with ``appendfsync always``) at the end of the event-loop turn,
+*before* any reply of that turn leaves (group commit), so nothing is
+acknowledged that is not on disk. Snapshots are written by a forked child
+from the copy-on-write image of the state machine; the log segments they
+cover are dropped when the child reports success.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import threading
+import time
+from typing import Any
+
+from raftkv.persistence.log import RaftLog
+from raftkv.persistence.snapshot import latest_snapshot, read_snapshot, write_snapshot
+from raftkv.statemachine.entry import encode_entry
+from raftkv.statemachine.machine import StateMachine
+from raftkv.statemachine.serialize import dump_databases, load_databases
+
+log = logging.getLogger(__name__)
+
+KIND_COMMAND = 0
+KIND_NOOP = 1
+TERM = 1  # a single replica never changes term
+
+
+class LocalGroup:
+    def __init__(self, path: str, sm: StateMachine, fsync_policy: str) -> None:
+        self.path = path
+        self.sm = sm
+        self.fsync_policy = fsync_policy
+        os.makedirs(path, exist_ok=True)
+        self.snapshot_index = 0
+        self.snapshot_term = 0
+        self._load_snapshot()
+        self.log = RaftLog.open(path, fsync_policy=fsync_policy)
+        if self.snapshot_index > self.log.snapshot_point()[0]:
+            # A crash between writing a snapshot and compacting the log behind it.
+            self.log.install_snapshot(self.snapshot_index, self.snapshot_term)
+        self._replay()
+        self.unflushed = False
+        self.unsynced = False
+        self.dirty_changes = 0  # writes since the last snapshot, for the `save` rules
+        self.last_save = int(time.time())
+        self.last_save_ok = True
+        self.child_pid: int | None = None
+        self.child_target: tuple[int, int] | None = None
+        self.child_started = 0.0
+        self.last_fsync_ms = 0.0
+        self._sync_thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._seed = random.Random()
+
+    # --- start-up ----------------------------------------------------------------
+    def _load_snapshot(self) -> None:
+        info = latest_snapshot(self.path)
+        if info is None:
+            return
+        index, term, _meta, payload = read_snapshot(info.path)
+        load_databases(payload, self.sm.dbs)
+        self.sm.applied_index = index
+        self.snapshot_index, self.snapshot_term = index, term
+        log.info("loaded snapshot %s (index %d, %d keys)", info.path, index, self.sm.key_count())
+
+    def _replay(self) -> None:
+        first = max(self.snapshot_index + 1, self.log.first_index())
+        last = self.log.last_index()
+        if first > last:
+            return
+        if first > self.snapshot_index + 1:
+            raise RuntimeError(
+                f"log in {self.path} starts at {first} but the snapshot ends at "
+                f"{self.snapshot_index}: entries are missing")
+        count = 0
+        for index, _term, kind, data in self.log.entries(first, last + 1):
+            if kind == KIND_COMMAND:
+                self.sm.apply(index, data)
+            self.sm.applied_index = index
+            count += 1
+        self.sm.dirty.clear()
+        self.sm.events.clear()
+        log.info("replayed %d log entries up to index %d", count, last)
+
+    def reload(self) -> None:
+        """DEBUG RELOAD: rebuild the state machine from the snapshot and the log."""
+        self.flush()
+        for db in self.sm.dbs:
+            db.clear()
+        self.snapshot_index = self.snapshot_term = 0
+        self._load_snapshot()
+        self._replay()
+
+    # --- writes --------------------------------------------------------------------
+    def submit(self, commands: list[list[bytes]], db: int, now_ms: int, resp: int = 2,
+               flags: int = 0) -> list[Any]:
+        """Append one entry and apply it; the replies may leave after :meth:`flush`."""
+        index = self.log.last_index() + 1
+        payload = encode_entry(now_ms, self._seed.getrandbits(63), db, commands, flags)
+        self.log.append([(index, TERM, KIND_COMMAND, payload)])
+        self.unflushed = True
+        self.dirty_changes += 1
+        return self.sm.apply(index, payload, resp)
+
+    def flush(self) -> None:
+        """Write the turn's entries to the OS; fdatasync them with ``appendfsync always``."""
+        if not self.unflushed:
+            return
+        self.unflushed = False
+        if self.fsync_policy == "always":
+            started = time.perf_counter()
+            self.log.flush(fsync=True)
+            self.last_fsync_ms = (time.perf_counter() - started) * 1000
+        else:
+            self.log.flush(fsync=False)
+            self.unsynced = self.fsync_policy == "everysec"
+
+    def start_background_sync(self) -> None:
+        """``everysec``: a thread fdatasyncs the log once a second (fsync releases the GIL)."""
+
+        def run() -> None:
+            while not self._stop.wait(1.0):
+                if self.unsynced:
+                    self.unsynced = False
+                    try:
+                        self.log.sync()
+                    except OSError:
+                        log.exception("background fsync of the log failed")
+
+        self._sync_thread = threading.Thread(target=run, name="log-fsync", daemon=True)
+        self._sync_thread.start()
+
+    # --- snapshots -----------------------------------------------------------------------
+    def snapshot_sync(self) -> None:
+        """SAVE: write a snapshot in this process (blocks), then drop the covered log."""
+        self.flush()
+        index = self.sm.applied_index
+        self.log.start_new_segment()
+        write_snapshot(self.path, index, TERM, b"", dump_databases(self.sm.dbs))
+        self._snapshot_done(index, TERM)
+
+    def snapshot_background(self) -> bool:
+        """BGSAVE: fork a child that writes the snapshot; False if one is running."""
+        if self.child_pid is not None:
+            return False
+        self.flush()
+        index = self.sm.applied_index
+        self.log.start_new_segment()
+        pid = os.fork()
+        if pid == 0:  # child: write and leave without running any parent cleanup
+            code = 0
+            try:
+                write_snapshot(self.path, index, TERM, b"", dump_databases(self.sm.dbs))
+            except BaseException:  # noqa: BLE001 - report by exit code only
+                code = 1
+            os._exit(code)
+        self.child_pid = pid
+        self.child_target = (index, TERM)
+        self.child_started = time.time()
+        return True
+
+    def poll_child(self) -> None:
+        if self.child_pid is None:
+            return
+        try:
+            pid, status = os.waitpid(self.child_pid, os.WNOHANG)
+        except ChildProcessError:
+            pid, status = self.child_pid, 1 << 8
+        if pid == 0:
+            return
+        target = self.child_target
+        self.child_pid = None
+        self.child_target = None
+        if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 and target is not None:
+            self._snapshot_done(*target)
+            log.info("background snapshot at index %d done", target[0])
+        else:
+            self.last_save_ok = False
+            log.warning("background snapshot failed (status %s)", status)
+
+    def _snapshot_done(self, index: int, term: int) -> None:
+        self.snapshot_index, self.snapshot_term = index, term
+        if index > self.log.snapshot_point()[0]:
+            self.log.compact(index, term)
+        self.dirty_changes = 0
+        self.last_save = int(time.time())
+        self.last_save_ok = True
+
+    def close(self) -> None:
+        self._stop.set()
+        if self.child_pid is not None:
+            try:
+                os.waitpid(self.child_pid, 0)
+            except ChildProcessError:
+                pass
+            self.poll_child()
+        self.flush()
+        try:
+            self.log.sync()
+        except OSError:
+            log.exception("final fsync failed")
+        self.log.close()
+

@@ -1,0 +1,359 @@
+"""A raftkv node: the event loop's owner of clients, the state machine and its log.
+
+Everything runs on one asyncio loop (uvloop), as Redis runs on one thread.
+At the end of every loop turn in which something happened, :meth:`Node._flush`
+writes the log (one write, one fdatasync with ``appendfsync always``) and
+then every touched connection's replies, so no reply leaves before the
+write it acknowledges is durable (group commit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import signal
+import time
+from typing import Any
+
+from raftkv import errors
+from raftkv.config import Config
+from raftkv.server.blocking import BlockingRegistry
+from raftkv.server.connection import Connection
+from raftkv.server.dispatch import Dispatcher
+from raftkv.server.local_group import LocalGroup
+from raftkv.server.resp import encode_error
+from raftkv.server.stats import Stats
+from raftkv.statemachine.entry import FLAG_TRANSACTION
+from raftkv.statemachine.machine import StateMachine
+
+log = logging.getLogger(__name__)
+
+ACTIVE_EXPIRE_KEYS_PER_CYCLE = 200  # keys one cycle may delete per database
+
+
+class Node:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.loop: asyncio.AbstractEventLoop = asyncio.get_event_loop()
+        self.clients: dict[int, Connection] = {}
+        self._next_client_id = 0
+        self.stats = Stats()
+        self.sm = StateMachine(config.get_int("databases"), config)
+        self.sm.notify_classes = config.get("notify-keyspace-events")
+        self.data_dir = os.path.abspath(config.get("dir"))
+        os.makedirs(self.data_dir, exist_ok=True)
+        self.group = LocalGroup(os.path.join(self.data_dir, "group-0"), self.sm,
+                                config.get("appendfsync"))
+        self.blocking = BlockingRegistry(self)
+        self.dispatcher = Dispatcher(self)
+        self.dispatch = self.dispatcher.dispatch
+        self._flush_conns: set[Connection] = set()
+        self._flush_scheduled = False
+        self.server: asyncio.base_events.Server | None = None
+        self.paused_until = 0.0
+        self.pause_writes_only = False
+        self.shutting_down = False
+        self.active_expire_enabled = True
+        self.monitors: set[Connection] = set()
+        self._seed = random.Random()
+        self.run_id = os.urandom(20).hex()
+        self.started = time.time()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._stopped = asyncio.Event()
+        config.on_change(self._config_changed)
+
+    # --- configuration --------------------------------------------------------------
+    def _config_changed(self, name: str, value: str) -> None:
+        if name == "appendfsync":
+            self.group.fsync_policy = value
+        elif name == "notify-keyspace-events":
+            self.sm.notify_classes = value
+        elif name == "maxmemory-policy":
+            self.sm.access.lfu_enabled = "lfu" in value
+        elif name == "lfu-log-factor":
+            self.sm.access.log_factor = int(value)
+        elif name == "lfu-decay-time":
+            self.sm.access.decay_minutes = int(value)
+
+    def auth_required(self) -> bool:
+        return bool(self.config.get("requirepass"))
+
+    def mode_name(self) -> str:
+        return "cluster" if self.cluster_mode() else "standalone"
+
+    def role_name(self) -> str:
+        return "master"
+
+    def cluster_mode(self) -> bool:
+        return False
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+        self.sm.keyspace_hits = self.sm.keyspace_misses = 0
+        self.sm.stats_expired_keys = 0
+
+    def used_memory(self) -> int:
+        from raftkv.server.commands.info import _rss_bytes
+
+        return _rss_bytes()
+
+    def pubsub_channel_count(self) -> int:
+        return 0
+
+    def pubsub_pattern_count(self) -> int:
+        return 0
+
+    def replication_info(self) -> list[tuple[str, object]]:
+        return [("role", "master"), ("connected_slaves", 0),
+                ("master_replid", self.run_id), ("master_repl_offset", self.sm.applied_index)]
+
+    def raft_info(self) -> list[tuple[str, object]]:
+        return [("raft_mode", "single"), ("role", "leader"), ("term", 1),
+                ("commit_index", self.sm.applied_index), ("applied_index", self.sm.applied_index),
+                ("last_log_index", self.group.log.last_index())]
+
+    def debug_reload(self, save: bool) -> None:
+        if save:
+            self.group.snapshot_sync()
+        self.group.reload()
+
+    # --- CLIENT PAUSE ---------------------------------------------------------------------
+    def pause_clients(self, seconds: float, writes_only: bool) -> None:
+        self.paused_until = time.monotonic() + seconds
+        self.pause_writes_only = writes_only
+        self.loop.call_later(seconds, self._resume_paused)
+
+    def unpause_clients(self) -> None:
+        self.paused_until = 0.0
+        self._resume_paused()
+
+    def _resume_paused(self) -> None:
+        if self.paused_until and time.monotonic() < self.paused_until:
+            return
+        self.paused_until = 0.0
+        for conn in list(self.clients.values()):
+            if conn.inbox and conn.stalled is None:
+                conn.process()
+
+    def is_paused_for(self, argv: list[bytes]) -> bool:
+        """CLIENT PAUSE holds this command (all commands, or only writes with WRITE)."""
+        if time.monotonic() >= self.paused_until:
+            self.paused_until = 0.0
+            return False
+        name = argv[0].lower()
+        if name in (b"client", b"ping", b"info", b"config", b"quit"):
+            return False
+        if not self.pause_writes_only:
+            return True
+        spec = self.dispatcher.table.get(name)
+        return spec is not None and (spec.is_write or name in (b"eval", b"evalsha", b"exec"))
+
+    # --- clients ----------------------------------------------------------------------
+    def next_client_id(self) -> int:
+        self._next_client_id += 1
+        return self._next_client_id
+
+    def admit(self, conn: Connection) -> bool:
+        self.stats.connections_received += 1
+        if len(self.clients) >= self.config.get_int("maxclients") or self.shutting_down:
+            self.stats.rejected_connections += 1
+            if conn.transport is not None:
+                conn.transport.write(encode_error(errors.MAX_CLIENTS))
+                conn.transport.close()
+            conn.closing = True
+            return False
+        return True
+
+    def client_gone(self, conn: Connection) -> None:
+        self.clients.pop(conn.id, None)
+        self._flush_conns.discard(conn)
+        self.monitors.discard(conn)
+        self.blocking.forget(conn)
+        self.dispatcher.forget(conn)
+
+    # --- end-of-turn flush ------------------------------------------------------------------
+    def schedule_flush(self, conn: Connection) -> None:
+        self._flush_conns.add(conn)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self.group.flush()
+        conns = self._flush_conns
+        self._flush_conns = set()
+        for conn in conns:
+            conn.flush()
+        self._check_output_limits(conns)
+
+    def _check_output_limits(self, conns: set[Connection]) -> None:
+        for conn in conns:
+            cls = "pubsub" if (conn.channels or conn.patterns or conn.shard_channels) else "normal"
+            hard, soft, seconds = self.config.output_buffer_limit(cls)
+            if not hard and not soft:
+                continue
+            size = conn.output_buffer_size()
+            if hard and size > hard:
+                log.warning("client %s closed: output buffer over the hard limit", conn.addr)
+                conn.close()
+            elif soft and size > soft:
+                now = time.monotonic()
+                if conn.soft_limit_since is None:
+                    conn.soft_limit_since = now
+                elif now - conn.soft_limit_since > seconds:
+                    log.warning("client %s closed: output buffer over the soft limit", conn.addr)
+                    conn.close()
+            else:
+                conn.soft_limit_since = None
+
+    # --- time -----------------------------------------------------------------------------------
+    @staticmethod
+    def now_ms() -> int:
+        return time.time_ns() // 1_000_000
+
+    def new_seed(self) -> int:
+        return self._seed.getrandbits(63)
+
+    # --- writes ----------------------------------------------------------------------------------
+    def submit(self, commands: list[list[bytes]], db: int, resp: int = 2,
+               transaction: bool = False) -> list[Any]:
+        replies = self.group.submit(commands, db, self.now_ms(), resp,
+                                    FLAG_TRANSACTION if transaction else 0)
+        self.after_apply()
+        return replies
+
+    def after_apply(self) -> None:
+        """Wake blocked clients and fail WATCHes for the keys the last writes touched."""
+        sm = self.sm
+        if sm.dirty:
+            dirty = sm.dirty
+            sm.dirty = []
+            self.dispatcher.keys_touched(dirty)
+            self.blocking.keys_touched(dirty)
+        if sm.events:
+            sm.events.clear()  # keyspace notifications are delivered by the pub/sub layer
+
+    def feed_monitors(self, conn: Connection, argv: list[bytes]) -> None:
+        """MONITOR: every command as Redis prints it, to every monitoring client."""
+        from raftkv.server.monitor import format_monitor_line
+
+        line = format_monitor_line(time.time(), conn.db, conn.addr, argv)
+        for mon in list(self.monitors):
+            if mon is not conn:
+                mon.push(line)
+
+    # --- periodic work -----------------------------------------------------------------------------
+    def _every(self, seconds: float, fn: Any) -> None:
+        def tick() -> None:
+            try:
+                fn()
+            except Exception:
+                log.exception("periodic task %s failed", getattr(fn, "__name__", fn))
+            if not self.shutting_down:
+                self._timers.append(self.loop.call_later(seconds, tick))
+
+        self._timers.append(self.loop.call_later(seconds, tick))
+
+    def active_expire(self) -> None:
+        """Delete expired keys through the log, as Redis's active expiry cycle does.
+
+        Candidates come from each database's expiry heap (exact, soonest first),
+        bounded per cycle so the loop is never held long.
+        """
+        if not self.active_expire_enabled:
+            return
+        now = self.now_ms()
+        for db in self.sm.dbs:
+            if not db.expires:
+                continue
+            keys = db.expired_candidates(now, ACTIVE_EXPIRE_KEYS_PER_CYCLE)
+            if keys:
+                self.submit([[b"__expired", *keys]], db.id)
+                self.schedule_flush_only()
+
+    def schedule_flush_only(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _cron(self) -> None:
+        self.group.poll_child()
+        self.stats.sample_ops()
+        self._save_rules()
+        self._close_idle_clients()
+
+    def _save_rules(self) -> None:
+        group = self.group
+        if group.child_pid is not None:
+            return
+        limit = self.config.get_int("auto-snapshot-log-bytes")
+        if limit and group.log.size_bytes() > limit:
+            log.info("log passed %d bytes: taking a snapshot", limit)
+            group.snapshot_background()
+            return
+        elapsed = time.time() - group.last_save
+        for seconds, changes in self.config.save_rules():
+            if group.dirty_changes >= changes and elapsed > seconds:
+                log.info("%d changes in %d seconds: saving", changes, seconds)
+                group.snapshot_background()
+                return
+
+    def _close_idle_clients(self) -> None:
+        timeout = self.config.get_int("timeout")
+        if not timeout:
+            return
+        cutoff = time.monotonic() - timeout
+        for conn in list(self.clients.values()):
+            if conn.last_interaction < cutoff and conn.stalled is None and not conn.channels \
+                    and not conn.patterns:
+                conn.close()
+
+    # --- life cycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        host = self.config.get("bind").split()[0]
+        port = self.config.get_int("port")
+        self.server = await self.loop.create_server(
+            lambda: Connection(self), host, port, reuse_address=True,
+            backlog=self.config.get_int("tcp-backlog"))
+        if self.group.fsync_policy == "everysec":
+            self.group.start_background_sync()
+        self._every(0.1, self.active_expire)
+        self._every(0.1, self._cron)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.add_signal_handler(sig, lambda s=sig: self.request_shutdown(f"signal {s}"))
+        log.info("raftkv ready to accept connections on %s:%d (data in %s)", host, port,
+                 self.data_dir)
+
+    def request_shutdown(self, why: str, save: bool | None = None) -> None:
+        if self.shutting_down:
+            return
+        log.info("shutting down (%s)", why)
+        self.shutting_down = True
+        if save is None:
+            save = bool(self.config.save_rules())
+        self._shutdown_save = save
+        self.loop.call_soon(self._stopped.set)
+
+    async def serve_forever(self) -> None:
+        await self.start()
+        await self._stopped.wait()
+        self.close()
+
+    def close(self) -> None:
+        for t in self._timers:
+            t.cancel()
+        if self.server is not None:
+            self.server.close()
+        self._flush()
+        for conn in list(self.clients.values()):
+            conn.close()
+        if getattr(self, "_shutdown_save", False):
+            try:
+                self.group.snapshot_sync()
+            except Exception:
+                log.exception("snapshot at shutdown failed")
+        self.group.close()
+        log.info("raftkv is now ready to exit, bye bye...")

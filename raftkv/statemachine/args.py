@@ -1,0 +1,69 @@
+"""Parsing of command arguments, raising Redis's error text in one place."""
+
+from __future__ import annotations
+
+import math
+
+from raftkv import errors
+from raftkv.errors import CommandError
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+
+def parse_int(raw: bytes, error: str = errors.NOT_INTEGER) -> int:
+    """A signed 64-bit integer written as Redis accepts it (no spaces, no '+', no leading 0)."""
+    if not raw or len(raw) > 20:
+        raise CommandError(error)
+    # Redis rejects "+1", " 1", "01", "-0"; int() accepts them, so check the form.
+    first = raw[0]
+    if first == 45:  # '-'
+        body = raw[1:]
+        if not body or body[0] == 48 or not body.isdigit():
+            raise CommandError(error)
+    elif not raw.isdigit() or (first == 48 and len(raw) > 1):
+        raise CommandError(error)
+    value = int(raw)
+    if value < INT64_MIN or value > INT64_MAX:
+        raise CommandError(error)
+    return value
+
+
+def parse_nonneg_int(raw: bytes, error: str = errors.NOT_INTEGER) -> int:
+    value = parse_int(raw, error)
+    if value < 0:
+        raise CommandError(error)
+    return value
+
+
+def parse_float(raw: bytes, error: str = errors.NOT_FLOAT, allow_nan: bool = False) -> float:
+    """A double as Redis's strtod accepts it: inf, -inf, +inf, exponents; no spaces."""
+    if not raw or raw[0] in b" \t\r\n" or raw[-1] in b" \t\r\n":
+        raise CommandError(error)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise CommandError(error) from None
+    low = raw.lower()
+    if b"_" in raw or low in (b"nan", b"+nan", b"-nan") or (math.isnan(value) and not allow_nan):
+        raise CommandError(error)
+    if low.lstrip(b"+-") in (b"infinity",):
+        return value
+    return value
+
+
+def upper(raw: bytes) -> bytes:
+    return raw.upper()
+
+
+def parse_timeout(raw: bytes) -> float:
+    """A blocking timeout in seconds (float), as BLPOP and friends take it."""
+    try:
+        value = parse_float(raw, errors.TIMEOUT_NOT_FLOAT)
+    except CommandError:
+        raise
+    if value < 0:
+        raise CommandError(errors.TIMEOUT_NEGATIVE)
+    if math.isinf(value):
+        raise CommandError(errors.TIMEOUT_NOT_FLOAT)
+    return value

@@ -1,0 +1,66 @@
+"""The payload of a command entry in the log.
+
+A command entry is RESP, readable with ``cat``::
+
+    *<4+n>\\r\\n :<time ms>\\r\\n :<seed>\\r\\n :<db>\\r\\n :<flags>\\r\\n  <n commands, each an array of bulk strings>
+
+``flags`` bit 0 marks a transaction (MULTI/EXEC or a script): blocking
+commands in it answer at once instead of blocking.
+
+Time and seed are stamped by the leader when it proposes the entry; every
+replica applies the commands with them, never with its own clock or random
+generator. A MULTI/EXEC block, a script, or a batch of active-expiry
+deletions is one entry holding several commands, applied atomically.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import hiredis
+
+
+@dataclass(slots=True)
+class CommandEntry:
+    time_ms: int
+    seed: int
+    db: int
+    flags: int
+    commands: list[list[bytes]]
+
+
+FLAG_TRANSACTION = 1
+
+
+def encode_entry(time_ms: int, seed: int, db: int, commands: list[list[bytes]],
+                 flags: int = 0) -> bytes:
+    parts = [b"*%d\r\n:%d\r\n:%d\r\n:%d\r\n:%d\r\n" % (4 + len(commands), time_ms, seed, db,
+                                                      flags)]
+    for argv in commands:
+        parts.append(b"*%d\r\n" % len(argv))
+        for a in argv:
+            parts.append(b"$%d\r\n%s\r\n" % (len(a), a))
+    return b"".join(parts)
+
+
+class EntryDecodeError(ValueError):
+    pass
+
+
+def decode_entry(payload: bytes) -> CommandEntry:
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    try:
+        value = reader.gets()
+    except hiredis.ProtocolError as exc:
+        raise EntryDecodeError(str(exc)) from None
+    if not isinstance(value, list) or len(value) < 4:
+        raise EntryDecodeError("command entry is not an array of at least 4 items")
+    time_ms, seed, db, flags = value[0], value[1], value[2], value[3]
+    if not all(isinstance(x, int) for x in (time_ms, seed, db, flags)):
+        raise EntryDecodeError("command entry header is not integers")
+    commands = value[4:]
+    for argv in commands:
+        if not isinstance(argv, list) or not argv or not all(isinstance(a, bytes) for a in argv):
+            raise EntryDecodeError("command entry holds a malformed command")
+    return CommandEntry(time_ms, seed, db, flags, commands)

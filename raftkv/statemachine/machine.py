@@ -1,0 +1,116 @@
+"""The replicated state machine: ``apply(entry) -> replies``, pure and deterministic.
+
+Nothing here reads a clock, a socket or a random generator of its own:
+writes take time and seed from their log entry, reads take the reader's
+time from the caller. The same entries applied in the same order give the
+same data on every replica (``tests/test_determinism.py`` checks it byte for
+byte through snapshots).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from typing import Any
+
+from raftkv import errors
+from raftkv.errors import CommandError
+from raftkv.replies import ErrorReply
+from raftkv.statemachine.access import AccessTracker
+from raftkv.statemachine.context import Context
+from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entry
+from raftkv.statemachine.keyspace import Database
+from raftkv.statemachine.registry import HANDLERS
+from raftkv.statemachine.scan import ScanCursors
+
+log = logging.getLogger(__name__)
+
+
+def _load_handlers() -> None:
+    import raftkv.statemachine as pkg
+
+    for info in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"raftkv.statemachine.{info.name}")
+
+
+_load_handlers()
+
+
+class StateMachine:
+    def __init__(self, databases: int = 16, config: Any = None) -> None:
+        self.dbs = [Database(i) for i in range(databases)]
+        self.config = config
+        self.applied_index = 0
+        # (db, key) changed by the last applies; the node drains it to wake
+        # blocked clients, fail WATCHes and send invalidations.
+        self.dirty: list[tuple[int, bytes | None]] = []
+        self.notify_classes = ""
+        self.events: list[tuple[str, str, int, bytes]] = []
+        self.stats_expired_keys = 0
+        self.keyspace_hits = 0
+        self.keyspace_misses = 0
+        self.scans = ScanCursors()
+        self.access = AccessTracker(databases)
+
+    # --- bookkeeping handlers call ---------------------------------------
+    def touched(self, db: int, key: bytes) -> None:
+        self.dirty.append((db, key))
+
+    def db(self, index: int) -> Database:
+        if not 0 <= index < len(self.dbs):
+            raise CommandError(errors.DB_INDEX)
+        return self.dbs[index]
+
+    # --- writes ------------------------------------------------------------
+    def apply(self, index: int, payload: bytes, resp: int = 2) -> list[Any]:
+        """Apply one command entry at log ``index``; one reply per command in it."""
+        entry = decode_entry(payload)
+        self.applied_index = index
+        db = self.dbs[entry.db] if 0 <= entry.db < len(self.dbs) else self.dbs[0]
+        ctx = Context(self, db, entry.time_ms, entry.seed, True, resp)
+        if entry.flags & FLAG_TRANSACTION:
+            ctx.can_block = False
+        return [self.run(ctx, argv) for argv in entry.commands]
+
+    def run(self, ctx: Context, argv: list[bytes]) -> Any:
+        """Run one command in ``ctx``; errors become error replies, never exceptions."""
+        name = argv[0].decode("latin-1").lower()
+        handler = HANDLERS.get(name)
+        if handler is None:
+            return ErrorReply(errors.unknown_command(name, argv[1:]))
+        try:
+            return handler(ctx, argv[1:])
+        except CommandError as exc:
+            return ErrorReply(str(exc))
+        except Exception:  # a handler bug must not take the node down
+            log.exception("command %s failed", name)
+            return ErrorReply(f"ERR internal error in '{name}'")
+
+    # --- reads -------------------------------------------------------------
+    def read(self, db: int, argv: list[bytes], now: int, seed: int, resp: int = 2,
+             client: object = None) -> Any:
+        """Serve a read-only command locally, with the reader's time."""
+        ctx = Context(self, self.dbs[db], now, seed, False, resp, client)
+        return self.run(ctx, argv)
+
+    def read_many(self, db: int, commands: list[list[bytes]], now: int, seed: int,
+                  resp: int = 2) -> list[Any]:
+        """A read-only MULTI block: the commands see one state, one after the other."""
+        ctx = Context(self, self.dbs[db], now, seed, False, resp)
+        ctx.can_block = False
+        return [self.run(ctx, argv) for argv in commands]
+
+    # --- whole-state operations ---------------------------------------------
+    def flush_all(self) -> None:
+        for d in self.dbs:
+            self.flush_db(d)
+
+    def flush_db(self, d: Database) -> None:
+        self.access.forget_db(d.id)
+        if d.data:
+            self.dirty.append((d.id, None))  # None: every key of that database
+        d.clear()
+
+    def key_count(self) -> int:
+        return sum(len(d) for d in self.dbs)
