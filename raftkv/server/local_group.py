@@ -45,6 +45,8 @@ class LocalGroup:
             # A crash between writing a snapshot and compacting the log behind it.
             self.log.install_snapshot(self.snapshot_index, self.snapshot_term)
         self._replay()
+        self.next_index = self.log.last_index() + 1
+        self.batch: list[tuple[int, int, int, bytes]] = []
         self.unflushed = False
         self.unsynced = False
         self.dirty_changes = 0  # writes since the last snapshot, for the `save` rules
@@ -101,18 +103,23 @@ class LocalGroup:
     def submit(self, commands: list[list[bytes]], db: int, now_ms: int, resp: int = 2,
                flags: int = 0) -> list[Any]:
         """Append one entry and apply it; the replies may leave after :meth:`flush`."""
-        index = self.log.last_index() + 1
-        payload = encode_entry(now_ms, self._seed.getrandbits(63), db, commands, flags)
-        self.log.append([(index, TERM, KIND_COMMAND, payload)])
+        index = self.next_index
+        self.next_index = index + 1
+        seed = self._seed.getrandbits(63)
+        self.batch.append((index, TERM, KIND_COMMAND,
+                           encode_entry(now_ms, seed, db, commands, flags)))
         self.unflushed = True
         self.dirty_changes += 1
-        return self.sm.apply(index, payload, resp)
+        return self.sm.apply_commands(index, now_ms, seed, db, flags, commands, resp)
 
     def flush(self) -> None:
         """Write the turn's entries to the OS; fdatasync them with ``appendfsync always``."""
         if not self.unflushed:
             return
         self.unflushed = False
+        if self.batch:
+            self.log.append(self.batch)  # one append per event-loop turn
+            self.batch = []
         if self.fsync_policy == "always":
             started = time.perf_counter()
             self.log.flush(fsync=True)

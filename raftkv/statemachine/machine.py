@@ -66,12 +66,20 @@ class StateMachine:
     def apply(self, index: int, payload: bytes, resp: int = 2) -> list[Any]:
         """Apply one command entry at log ``index``; one reply per command in it."""
         entry = decode_entry(payload)
+        return self.apply_commands(index, entry.time_ms, entry.seed, entry.db, entry.flags,
+                                   entry.commands, resp)
+
+    def apply_commands(self, index: int, time_ms: int, seed: int, db_index: int, flags: int,
+                       commands: list[list[bytes]], resp: int = 2) -> list[Any]:
+        """Apply an entry's decoded contents (the leader has them at hand, undecoded)."""
         self.applied_index = index
-        db = self.dbs[entry.db] if 0 <= entry.db < len(self.dbs) else self.dbs[0]
-        ctx = Context(self, db, entry.time_ms, entry.seed, True, resp)
-        if entry.flags & FLAG_TRANSACTION:
+        db = self.dbs[db_index] if 0 <= db_index < len(self.dbs) else self.dbs[0]
+        ctx = Context(self, db, time_ms, seed, True, resp)
+        if flags & FLAG_TRANSACTION:
             ctx.can_block = False
-        return [self.run(ctx, argv) for argv in entry.commands]
+        if len(commands) == 1:
+            return [self.run(ctx, commands[0])]
+        return [self.run(ctx, argv) for argv in commands]
 
     def run(self, ctx: Context, argv: list[bytes]) -> Any:
         """Run one command in ``ctx``; errors become error replies, never exceptions."""
