@@ -47,14 +47,23 @@ class BlockingRegistry:
     def __len__(self) -> int:
         return len(self.by_conn)
 
-    def park(self, conn: Connection, argv: list[bytes], spec: Any, blocked: Blocked) -> None:
-        pending = conn.emit_pending(blocking=True)
-        client = BlockedClient(conn, argv, conn.db, pending, blocked, spec)
+    def park(self, conn: Connection, argv: list[bytes], spec: Any, blocked: Blocked,
+             pending: Pending | None = None, db: int | None = None) -> None:
+        """Park ``conn`` on the keys of ``blocked``; ``pending`` is reused on a re-run."""
+        if pending is None:
+            pending = conn.emit_pending(blocking=True)
+            if blocked.timeout > 0:
+                pending.deadline = self.node.loop.time() + blocked.timeout
+        else:
+            pending.blocking = True
+            conn.stalled = pending
+        client = BlockedClient(conn, argv, conn.db if db is None else db, pending, blocked, spec)
         for dk in client.keys:
             self.by_key.setdefault(dk, OrderedDict())[conn.id] = client
         self.by_conn[conn.id] = client
-        if blocked.timeout > 0:
-            client.timer = self.node.loop.call_later(blocked.timeout, self._timed_out, client)
+        if pending.deadline:
+            delay = max(pending.deadline - self.node.loop.time(), 0.0)
+            client.timer = self.node.loop.call_later(delay, self._timed_out, client)
 
     def _remove(self, client: BlockedClient) -> None:
         self.by_conn.pop(client.conn.id, None)
@@ -118,6 +127,12 @@ class BlockingRegistry:
         for client in list(waiters.values()):
             if client.conn.id not in self.by_conn:
                 continue  # served through another of its keys meanwhile
+            if self.node.raft is not None:
+                # Replicated: the re-run is a new proposal answered when it applies,
+                # through the same pending reply (parked again if it blocks again).
+                self._remove(client)
+                self.node.rerun_blocked(client)
+                continue
             reply = self.node.dispatcher.rerun_blocked(client.conn, client.spec, client.argv,
                                                        client.db)
             if isinstance(reply, Blocked):

@@ -35,7 +35,7 @@ MAX_INBOX = 4096  # commands parsed but not yet run before reading pauses
 class Pending:
     """A reply that is not known yet; ``resolve`` supplies its encoded bytes."""
 
-    __slots__ = ("conn", "data", "done", "on_cancel", "blocking", "dropped")
+    __slots__ = ("conn", "data", "done", "on_cancel", "blocking", "dropped", "deadline", "is_write")
 
     def __init__(self, conn: Connection, blocking: bool = False) -> None:
         self.conn = conn
@@ -45,6 +45,8 @@ class Pending:
         # A blocking command stalls the connection: nothing after it runs until it resolves.
         self.blocking = blocking
         self.dropped = False  # CLIENT REPLY OFF/SKIP: keep the order, drop the bytes
+        self.deadline = 0.0  # loop time a blocked command times out at (0: never)
+        self.is_write = False
 
     def resolve(self, data: bytes) -> None:
         if self.done:
@@ -68,6 +70,9 @@ class Connection(asyncio.Protocol):
         self.out_size = 0
         self.stalled: Pending | None = None
         self.unresolved = 0  # pending replies not yet resolved
+        # The newest write still waiting to commit: a read after it waits for it,
+        # so a client always reads its own writes.
+        self.last_write: Pending | None = None
         self.closing = False
         self.close_after_reply = False
         self.paused_reading = False
@@ -91,6 +96,8 @@ class Connection(asyncio.Protocol):
         self.no_evict = False
         self.no_touch = False
         self.readonly = False  # cluster READONLY: stale reads allowed
+        self.asking = False
+        self.multi_slot: int | None = None
         self.multi: list[list[bytes]] | None = None
         self.multi_error = False
         self.watched: dict[tuple[int, bytes], int] = {}
@@ -249,8 +256,11 @@ class Connection(asyncio.Protocol):
             self.out.append(data)
             self.out_size += len(data)
 
-    def emit_pending(self, blocking: bool = False) -> Pending:
+    def emit_pending(self, blocking: bool = False, is_write: bool = False) -> Pending:
         pending = Pending(self, blocking)
+        pending.is_write = is_write
+        if is_write:
+            self.last_write = pending
         if self.reply_mode != "on":
             # CLIENT REPLY OFF/SKIP: the reply is dropped but ordering still holds.
             if self.reply_mode == "skip":

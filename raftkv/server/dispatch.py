@@ -13,6 +13,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from raftkv import errors
+from raftkv.cluster.slots import key_slot
+from raftkv.commands.keyfinder import keys_of
 from raftkv.commands.spec import CommandSpec
 from raftkv.commands.table import COMMANDS
 from raftkv.errors import CommandError
@@ -54,7 +56,7 @@ class Dispatcher:
         if spec is None:
             return self._reject(conn, errors.unknown_command(
                 argv[0].decode("utf-8", "replace"), argv[1:]), queueing=True)
-        if spec.subcommands:
+        if spec.subcommands and not (len(argv) == 1 and spec.arity_ok(1)):
             if len(argv) < 2:
                 return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
             sub = spec.subcommands.get(argv[1].decode("latin-1").lower())
@@ -75,9 +77,20 @@ class Dispatcher:
             return self._reject(conn, (
                 f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+        if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys):
+            error = self._cross_slot(conn, exec_spec, argv)
+            if error:
+                return self._reject(conn, error, queueing=True)
         if conn.multi is not None and name not in _MULTI_IMMEDIATE:
             conn.multi.append(argv)
             conn.emit(b"+QUEUED\r\n")
+            return None
+        last_write = conn.last_write
+        if last_write is not None and not last_write.done and not exec_spec.is_write \
+                and spec.name not in SERVER_HANDLERS:
+            # A read waits for this client's own writes to commit: read-your-writes.
+            conn.inbox.appendleft(argv)
+            conn.stalled = last_write
             return None
         conn.last_command = exec_spec.full_name
         if self.node.monitors:
@@ -89,6 +102,22 @@ class Dispatcher:
             self.node.blocking.park(conn, argv, exec_spec, reply)
             return None
         conn.emit(encode(reply, conn.resp))
+        return None
+
+    def _cross_slot(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """Redis Cluster's rule: one command (and one transaction) touches one slot."""
+        keys = keys_of(spec, argv)
+        if not keys:
+            return None
+        slot = key_slot(keys[0])
+        for key in keys[1:]:
+            if key_slot(key) != slot:
+                return "CROSSSLOT Keys in request don't hash to the same slot"
+        if conn.multi is not None:
+            if conn.multi_slot is None:
+                conn.multi_slot = slot
+            elif conn.multi_slot != slot:
+                return "CROSSSLOT Keys in request don't hash to the same slot"
         return None
 
     def _reject(self, conn: Connection, text: str, queueing: bool = False) -> None:
@@ -109,10 +138,9 @@ class Dispatcher:
             if handler is not None:
                 reply = handler(node, conn, argv)
             elif exec_spec.is_write:
-                reply = node.submit([argv], conn.db, conn.resp)[0]
+                reply = node.write(conn, [argv], spec=exec_spec)
             else:
-                reply = node.sm.read(conn.db, argv, node.now_ms(), node.new_seed(), conn.resp,
-                                     conn)
+                reply = node.read(conn, argv, exec_spec)
         except CommandError as exc:
             reply = ErrorReply(str(exc))
         cs = stats.command(exec_spec.full_name)
@@ -126,6 +154,7 @@ class Dispatcher:
 
     def rerun_blocked(self, conn: Connection, spec: CommandSpec, argv: list[bytes],
                       db: int) -> Any:
+        """Single node: run a parked command again, now, in its database."""
         node = self.node
         if spec.is_write:
             return node.submit([argv], db, conn.resp)[0]
@@ -135,6 +164,7 @@ class Dispatcher:
     def exec_transaction(self, conn: Connection) -> Any:
         queued = conn.multi or []
         conn.multi = None
+        conn.multi_slot = None
         if conn.multi_error:
             conn.multi_error = False
             self.unwatch(conn)
@@ -162,34 +192,42 @@ class Dispatcher:
             sm_commands.append(argv)
             is_write = is_write or spec.is_write or self._sub_is_write(argv)
         node = self.node
-        if sm_commands:
-            if is_write:
-                results = node.submit(sm_commands, conn.db, conn.resp, transaction=True)
-            else:
-                results = node.sm.read_many(conn.db, sm_commands, node.now_ms(),
-                                            node.new_seed(), conn.resp)
-            for pos, value in zip(sm_positions, results, strict=True):
-                replies[pos] = value
-                if queued[pos][0].lower() == b"select" and value == "OK":
-                    conn.db = int(queued[pos][1])
+        server_replies: dict[int, Any] = {}
         for i, argv in enumerate(queued):
             spec = self.table[argv[0].lower()]
             handler = SERVER_HANDLERS.get(spec.name)
             if handler is not None and spec.name != "select":
                 try:
-                    replies[i] = handler(node, conn, argv)
+                    value = handler(node, conn, argv)
                 except CommandError as exc:
-                    replies[i] = ErrorReply(str(exc))
-                if replies[i] is DEFERRED:
-                    replies[i] = Simple("OK")
-        for i, argv in enumerate(queued):
-            cs = node.stats.command(self.table[argv[0].lower()].name)
-            cs.calls += 1
-            node.stats.commands_processed += 1
-            if type(replies[i]) is ErrorReply:
-                cs.failed += 1
-        return replies
+                    value = ErrorReply(str(exc))
+                server_replies[i] = Simple("OK") if value is DEFERRED else value
+        self._count_exec(queued)
 
+        def shape(results: list[Any]) -> list[Any]:
+            for pos, value in zip(sm_positions, results, strict=True):
+                replies[pos] = value
+                if queued[pos][0].lower() == b"select" and value == "OK":
+                    conn.db = int(queued[pos][1])
+            for pos, value in server_replies.items():
+                replies[pos] = value
+            return replies
+
+        if not sm_commands:
+            return shape([])
+        if is_write or node.raft is not None:
+            # On a cluster even a read-only block goes through the log: one entry
+            # gives it a single linearizable point.
+            return node.write(conn, sm_commands, shape, transaction=True)
+        return shape(node.sm.read_many(conn.db, sm_commands, node.now_ms(), node.new_seed(),
+                                       conn.resp))
+
+    def _count_exec(self, queued: list[list[bytes]]) -> None:
+        stats = self.node.stats
+        for argv in queued:
+            cs = stats.command(self.table[argv[0].lower()].name)
+            cs.calls += 1
+            stats.commands_processed += 1
     def _sub_is_write(self, argv: list[bytes]) -> bool:
         spec = self.table[argv[0].lower()]
         if spec.subcommands and len(argv) > 1:

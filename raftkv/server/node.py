@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 ACTIVE_EXPIRE_KEYS_PER_CYCLE = 200  # keys one cycle may delete per database
 
 
+def _first(replies: list[Any]) -> Any:
+    return replies[0]
+
+
 class Node:
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -44,8 +48,8 @@ class Node:
         self.sm.notify_classes = config.get("notify-keyspace-events")
         self.data_dir = os.path.abspath(config.get("dir"))
         os.makedirs(self.data_dir, exist_ok=True)
-        self.group = LocalGroup(os.path.join(self.data_dir, "group-0"), self.sm,
-                                config.get("appendfsync"))
+        self.raft: Any = None  # the RaftGroup when this node is a cluster member
+        self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
         self.dispatcher = Dispatcher(self)
         self.dispatch = self.dispatcher.dispatch
@@ -63,6 +67,20 @@ class Node:
         self._timers: list[asyncio.TimerHandle] = []
         self._stopped = asyncio.Event()
         config.on_change(self._config_changed)
+
+    def _create_group(self) -> Any:
+        peers = [p.strip() for p in self.config.get("cluster-peers").split(",") if p.strip()]
+        if peers:
+            from raftkv.server.raft_group import RaftGroup
+
+            host = self.config.get("bind").split()[0]
+            my_id = f"{host}:{self.config.get_int('port')}"
+            if my_id not in peers:
+                raise SystemExit(f"cluster-peers must include this node's own address {my_id}")
+            self.raft = RaftGroup(self, os.path.join(self.data_dir, "group-0"), my_id, peers)
+            return self.raft
+        return LocalGroup(os.path.join(self.data_dir, "group-0"), self.sm,
+                          self.config.get("appendfsync"))
 
     # --- configuration --------------------------------------------------------------
     def _config_changed(self, name: str, value: str) -> None:
@@ -84,10 +102,12 @@ class Node:
         return "cluster" if self.cluster_mode() else "standalone"
 
     def role_name(self) -> str:
-        return "master"
+        if self.raft is None or self.raft.core.is_leader:
+            return "master"
+        return "replica"
 
     def cluster_mode(self) -> bool:
-        return False
+        return self.raft is not None
 
     def reset_stats(self) -> None:
         self.stats.reset()
@@ -106,10 +126,32 @@ class Node:
         return 0
 
     def replication_info(self) -> list[tuple[str, object]]:
-        return [("role", "master"), ("connected_slaves", 0),
-                ("master_replid", self.run_id), ("master_repl_offset", self.sm.applied_index)]
+        raft = self.raft
+        if raft is None:
+            return [("role", "master"), ("connected_slaves", 0),
+                    ("master_replid", self.run_id), ("master_repl_offset", self.sm.applied_index)]
+        if raft.core.is_leader:
+            out: list[tuple[str, object]] = [("role", "master")]
+            followers = [(p, pr) for p, pr in sorted(raft.core.progress().items())
+                         if p != raft.my_id]
+            out.append(("connected_slaves", len(followers)))
+            for i, (peer, pr) in enumerate(followers):
+                host, port = peer.rsplit(":", 1)
+                state = "online" if peer in raft.transport.connected_peers() else "wait_bgsave"
+                out.append((f"slave{i}", f"ip={host},port={port},state={state},offset={pr.match},"
+                                         f"lag={raft.storage.last_index() - pr.match}"))
+            out += [("master_replid", raft.my_id), ("master_repl_offset", raft.storage.last_index())]
+            return out
+        leader = raft.leader or ""
+        host, _, port = leader.rpartition(":")
+        return [("role", "slave"), ("master_host", host), ("master_port", port),
+                ("master_link_status", "up" if leader else "down"),
+                ("slave_repl_offset", self.sm.applied_index), ("slave_read_only", 1),
+                ("master_replid", leader), ("master_repl_offset", raft.core.commit_index)]
 
     def raft_info(self) -> list[tuple[str, object]]:
+        if self.raft is not None:
+            return self.raft.info()
         return [("raft_mode", "single"), ("role", "leader"), ("term", 1),
                 ("commit_index", self.sm.applied_index), ("applied_index", self.sm.applied_index),
                 ("last_log_index", self.group.log.last_index())]
@@ -225,6 +267,47 @@ class Node:
         self.after_apply()
         return replies
 
+    def write(self, conn: Connection, commands: list[list[bytes]], shape: Any = None,
+              transaction: bool = False, pending: Any = None, spec: Any = None) -> Any:
+        """Run writes as one log entry; the reply value, or DEFERRED once a pending
+        reply is queued that the commit of the entry resolves.
+
+        ``shape`` turns the entry's list of replies into the client's reply
+        (default: the first one).
+        """
+        shape = shape or _first
+        if self.raft is None:
+            return shape(self.submit(commands, conn.db, conn.resp, transaction))
+        return self.raft.propose(conn, commands, shape, transaction, pending, spec)
+
+    def read(self, conn: Connection, argv: list[bytes], spec: Any = None) -> Any:
+        """Serve a read: locally, or after a ReadIndex round on a Raft leader."""
+        if self.raft is None:
+            return self.sm.read(conn.db, argv, self.now_ms(), self.new_seed(), conn.resp, conn)
+        return self.raft.read(conn, argv, spec)
+
+    def deliver(self, conn: Connection, pending: Any, value: Any, argv: list[bytes],
+                spec: Any, db: int) -> None:
+        """Resolve a pending reply, or park the client again if its command blocked."""
+        from raftkv.replies import Blocked
+        from raftkv.server.resp import encode
+
+        if type(value) is Blocked:
+            if conn.closing:
+                pending.resolve(b"")
+                return
+            self.blocking.park(conn, argv, spec, value, pending, db)
+            return
+        pending.resolve(encode(value, conn.resp))
+
+    def rerun_blocked(self, client: Any) -> None:
+        conn = client.conn
+        if client.spec.is_write:
+            self.raft.propose(conn, [client.argv], _first, False, client.pending, client.spec,
+                              db=client.db)
+        else:
+            self.raft.read(conn, client.argv, client.spec, pending=client.pending, db=client.db)
+
     def after_apply(self) -> None:
         """Wake blocked clients and fail WATCHes for the keys the last writes touched."""
         sm = self.sm
@@ -265,14 +348,19 @@ class Node:
         """
         if not self.active_expire_enabled:
             return
+        if self.raft is not None and not self.raft.core.is_leader_ready():
+            return  # only the leader proposes expiry deletions
         now = self.now_ms()
         for db in self.sm.dbs:
             if not db.expires:
                 continue
             keys = db.expired_candidates(now, ACTIVE_EXPIRE_KEYS_PER_CYCLE)
             if keys:
-                self.submit([[b"__expired", *keys]], db.id)
-                self.schedule_flush_only()
+                if self.raft is not None:
+                    self.raft.propose_internal([[b"__expired", *keys]], db.id)
+                else:
+                    self.submit([[b"__expired", *keys]], db.id)
+                    self.schedule_flush_only()
 
     def schedule_flush_only(self) -> None:
         if not self._flush_scheduled:
@@ -320,6 +408,8 @@ class Node:
             backlog=self.config.get_int("tcp-backlog"))
         if self.group.fsync_policy == "everysec":
             self.group.start_background_sync()
+        if self.raft is not None:
+            await self.raft.start()
         self._every(0.1, self.active_expire)
         self._every(0.1, self._cron)
         for sig in (signal.SIGINT, signal.SIGTERM):

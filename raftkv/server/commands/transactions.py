@@ -29,6 +29,7 @@ def discard(node, conn, argv):
         raise CommandError("ERR DISCARD without MULTI")
     conn.multi = None
     conn.multi_error = False
+    conn.multi_slot = None
     node.dispatcher.unwatch(conn)
     return OK
 

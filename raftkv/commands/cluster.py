@@ -1,0 +1,25 @@
+"""CLUSTER and its subcommands, ASKING."""
+
+from raftkv.commands.spec import C
+
+K = "cluster"
+_RO = "loading stale"
+
+COMMANDS = [
+    C("asking", 1, "fast", 0, 0, 0, "Signals that a cluster client is following an -ASK redirect.", "3.0.0", group=K),
+    C("cluster", -2, "", 0, 0, 0, "A container for Redis Cluster commands.", "3.0.0", group=K, sub=[
+        C("info", 2, _RO, 0, 0, 0, "Returns information about the state of a node.", "3.0.0"),
+        C("myid", 2, _RO, 0, 0, 0, "Returns the ID of a node.", "3.0.0"),
+        C("myshardid", 2, _RO, 0, 0, 0, "Returns the shard ID of a node.", "7.2.0"),
+        C("nodes", 2, _RO, 0, 0, 0, "Returns the cluster configuration for a node.", "3.0.0"),
+        C("slots", 2, _RO, 0, 0, 0, "Returns the mapping of cluster slots to nodes.", "3.0.0"),
+        C("shards", 2, _RO, 0, 0, 0, "Returns the mapping of cluster slots to shards.", "7.0.0"),
+        C("keyslot", 3, "stale", 0, 0, 0, "Returns the hash slot for a key.", "3.0.0"),
+        C("countkeysinslot", 3, "stale", 0, 0, 0, "Returns the number of keys in a hash slot.", "3.0.0"),
+        C("getkeysinslot", 4, "stale", 0, 0, 0, "Returns the key names in a hash slot.", "3.0.0"),
+        C("links", 2, _RO, 0, 0, 0, "Returns a list of all TCP links to and from peer nodes.", "7.0.0"),
+        C("replicas", 3, "admin " + _RO, 0, 0, 0, "Lists the replica nodes of a master node.", "5.0.0"),
+        C("slaves", 3, "admin " + _RO, 0, 0, 0, "Lists the replica nodes of a master node.", "3.0.0"),
+        C("help", 2, _RO, 0, 0, 0, "Returns helpful text about the different subcommands.", "5.0.0"),
+    ]),
+]

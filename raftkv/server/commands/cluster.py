@@ -1,0 +1,146 @@
+"""CLUSTER as Redis Cluster answers it, describing each slot group as a shard.
+
+A group's leader is its master, the other members its replicas; node ids are
+40 hex characters derived from the node's client address.
+"""
+
+from __future__ import annotations
+
+from raftkv import errors
+from raftkv.cluster.slots import SLOTS, key_slot
+from raftkv.errors import CommandError
+from raftkv.replies import OK, Map, Simple
+from raftkv.server.registry import server_command
+from raftkv.statemachine.args import parse_int
+
+
+def _require_cluster(node) -> None:
+    if node.raft is None:
+        raise CommandError("ERR This instance has cluster support disabled")
+
+
+def _members(node) -> list[tuple[str, str]]:
+    """(address, role) for every member, the leader first."""
+    from raftkv.raft.types import Role
+
+    raft = node.raft
+    conf = raft.core.conf
+    leader = raft.leader if raft.role == Role.LEADER or raft.leader else None
+    out = []
+    if leader:
+        out.append((leader, "master"))
+    for m in sorted(set(conf.voters) | set(conf.learners)):
+        if m != leader:
+            out.append((m, "replica"))
+    return out
+
+
+def _hp(addr: str) -> tuple[str, int]:
+    host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
+@server_command("asking")
+def asking(node, conn, argv):
+    conn.asking = True
+    return OK
+
+
+@server_command("cluster")
+def cluster(node, conn, argv):
+    from raftkv.server.raft_group import node_id_hex
+
+    sub = argv[1].lower()
+    if sub == b"keyslot":
+        return key_slot(argv[2])
+    if sub == b"help":
+        return [Simple(s) for s in ("CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+                                    "INFO", "MYID", "MYSHARDID", "NODES", "SLOTS", "SHARDS",
+                                    "KEYSLOT <key>", "COUNTKEYSINSLOT <slot>",
+                                    "GETKEYSINSLOT <slot> <count>", "LINKS", "REPLICAS <node-id>",
+                                    "HELP")]
+    if sub in (b"countkeysinslot", b"getkeysinslot"):
+        slot = parse_int(argv[2], "ERR Invalid slot")
+        if not 0 <= slot < SLOTS:
+            raise CommandError("ERR Invalid slot")
+        db = node.sm.dbs[0]
+        if sub == b"countkeysinslot":
+            return sum(1 for k in db.data if key_slot(k) == slot)
+        count = parse_int(argv[3], "ERR Invalid number of keys")
+        if count < 0:
+            raise CommandError("ERR Invalid number of keys")
+        out = []
+        for k in db.data:
+            if len(out) >= count:
+                break
+            if key_slot(k) == slot:
+                out.append(k)
+        return out
+    _require_cluster(node)
+    raft = node.raft
+    members = _members(node)
+    shard_id = node_id_hex("group-0")
+    leader = raft.leader
+    if sub == b"myid":
+        return node_id_hex(raft.my_id).encode()
+    if sub == b"myshardid":
+        return shard_id.encode()
+    if sub == b"info":
+        ok = leader is not None
+        known = len(set(raft.core.conf.voters) | set(raft.core.conf.learners))
+        lines = [
+            f"cluster_state:{'ok' if ok else 'fail'}",
+            f"cluster_slots_assigned:{SLOTS}", f"cluster_slots_ok:{SLOTS if ok else 0}",
+            "cluster_slots_pfail:0", f"cluster_slots_fail:{0 if ok else SLOTS}",
+            f"cluster_known_nodes:{known}", "cluster_size:1",
+            f"cluster_current_epoch:{raft.core.term}", f"cluster_my_epoch:{raft.core.term}",
+            "cluster_stats_messages_sent:0", "cluster_stats_messages_received:0",
+            "total_cluster_links_buffer_limit_exceeded:0",
+        ]
+        return ("\r\n".join(lines) + "\r\n").encode()
+    if sub == b"slots":
+        if leader is None:
+            return []
+        entry: list = [0, SLOTS - 1]
+        for addr, _role in members:
+            host, port = _hp(addr)
+            entry.append([host.encode(), port, node_id_hex(addr).encode(), []])
+        return [entry]
+    if sub == b"shards":
+        nodes = []
+        connected = raft.transport.connected_peers() | {raft.my_id}
+        for addr, role in members:
+            host, port = _hp(addr)
+            nodes.append(Map([
+                (b"id", node_id_hex(addr).encode()), (b"port", port), (b"ip", host.encode()),
+                (b"endpoint", host.encode()), (b"role", role.encode()),
+                (b"replication-offset", node.sm.applied_index),
+                (b"health", b"online" if addr in connected else b"fail"),
+            ]))
+        return [Map([(b"slots", [0, SLOTS - 1] if leader else []), (b"nodes", nodes)])]
+    if sub == b"nodes":
+        lines = []
+        connected = raft.transport.connected_peers()
+        for addr, role in members:
+            host, port = _hp(addr)
+            flags = ("myself," if addr == raft.my_id else "") + ("master" if role == "master" else "slave")
+            if addr != raft.my_id and addr not in connected:
+                flags += ",fail?"
+            master = "-" if role == "master" else (node_id_hex(leader) if leader else "-")
+            slots = " 0-16383" if role == "master" else ""
+            lines.append(f"{node_id_hex(addr)} {host}:{port}@{port + raft.peer_offset} {flags} "
+                         f"{master} 0 0 {raft.core.term} connected{slots}")
+        return ("\n".join(lines) + "\n").encode()
+    if sub == b"links":
+        out = []
+        for peer in sorted(raft.transport.connected_peers()):
+            out.append(Map([(b"direction", b"to"), (b"node", node_id_hex(peer).encode()),
+                            (b"create-time", 0), (b"events", b"rw"),
+                            (b"send-buffer-allocated", 0), (b"send-buffer-used", 0)]))
+        return out
+    if sub in (b"replicas", b"slaves"):
+        if leader is None or argv[2].decode("latin-1") != node_id_hex(leader):
+            raise CommandError(f"ERR Unknown node {argv[2].decode('latin-1')}")
+        return [f"{node_id_hex(a)} {a}@{_hp(a)[1] + raft.peer_offset} slave {node_id_hex(leader)} "
+                f"0 0 {raft.core.term} connected".encode() for a, r in members if r != "master"]
+    raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "CLUSTER"))

@@ -1,0 +1,92 @@
+"""A local Raft cluster of raftkv-server processes for tests."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from tests.helpers import ServerProcess, free_port
+
+
+class LocalCluster:
+    def __init__(self, size: int = 3, args: list[str] | None = None) -> None:
+        ports = [free_port() for _ in range(size)]
+        peers = ",".join(f"127.0.0.1:{p}" for p in ports)
+        self.nodes = [ServerProcess(["--cluster-peers", peers, *(args or [])], port=p)
+                      for p in ports]
+
+    def start(self) -> LocalCluster:
+        for n in self.nodes:
+            n.start()
+        self.wait_leader()
+        return self
+
+    def cleanup(self) -> None:
+        for n in self.nodes:
+            n.cleanup()
+
+    def node_for_port(self, port: int) -> ServerProcess:
+        return next(n for n in self.nodes if n.port == port)
+
+    def raft_info(self, node: ServerProcess) -> dict:
+        c = node.client(socket_timeout=2)
+        try:
+            return c.info("raft")
+        finally:
+            c.close()
+
+    def wait_leader(self, timeout: float = 20.0, exclude: ServerProcess | None = None) -> ServerProcess:
+        """The node that is leader and can commit (a write to it succeeds)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for n in self.nodes:
+                if n.proc is None or n is exclude:
+                    continue
+                try:
+                    info = self.raft_info(n)
+                except (redis.ConnectionError, redis.TimeoutError):
+                    continue
+                if info.get("role") == "leader":
+                    try:
+                        c = n.client(socket_timeout=2)
+                        c.set("__probe", "1")
+                        c.close()
+                        return n
+                    except redis.ResponseError:
+                        pass
+                    except (redis.ConnectionError, redis.TimeoutError):
+                        pass
+            time.sleep(0.05)
+        raise AssertionError("no leader elected in time")
+
+    def followers(self, leader: ServerProcess) -> list[ServerProcess]:
+        return [n for n in self.nodes if n is not leader and n.proc is not None]
+
+    def wait_applied(self, node: ServerProcess, index: int, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if int(self.raft_info(node)["applied_index"]) >= index:
+                    return
+            except (redis.ConnectionError, redis.TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise AssertionError(f"node {node.port} did not apply index {index}")
+
+    def stale_get_all(self, node: ServerProcess, keys: list[str]) -> list:
+        c = node.client(socket_timeout=10)
+        try:
+            conn = c.connection_pool.get_connection()
+            try:
+                conn.send_command("READONLY")
+                conn.read_response()
+                out = []
+                for k in keys:
+                    conn.send_command("GET", k)
+                    out.append(conn.read_response())
+                return out
+            finally:
+                c.connection_pool.release(conn)
+        finally:
+            c.close()
