@@ -33,5 +33,20 @@ bench: $(STAMP) redis-tools
 sim-long: $(STAMP)
 	RAFT_SIM_SEEDS=20000 $(PY) -m pytest tests/raft/test_simulation.py -p no:cacheprovider
 
+# A local 3-node Raft cluster in the background: data, logs and pids under ./cluster-run.
+CLUSTER_PORTS ?= 7001 7002 7003
+CLUSTER_PEERS := $(shell echo $(CLUSTER_PORTS) | sed 's/\([0-9]*\)/127.0.0.1:\1/g; s/ /,/g')
+cluster: $(STAMP)
+	@for p in $(CLUSTER_PORTS); do \
+	  mkdir -p cluster-run/$$p; \
+	  $(VENV)/bin/raftkv-server --port $$p --dir cluster-run/$$p --cluster-peers $(CLUSTER_PEERS) \
+	    --logfile cluster-run/$$p/server.log >/dev/null 2>&1 & echo $$! > cluster-run/$$p/pid; \
+	  echo "node 127.0.0.1:$$p pid $$(cat cluster-run/$$p/pid)"; \
+	done
+	@echo "try: redis-cli -c -p $(firstword $(CLUSTER_PORTS)) set k v"
+
+cluster-stop:
+	@for f in cluster-run/*/pid; do [ -f $$f ] && kill $$(cat $$f) 2>/dev/null; rm -f $$f; done; true
+
 clean:
 	rm -rf $(VENV) build *.egg-info

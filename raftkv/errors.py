@@ -84,3 +84,136 @@ def wrong_arity_sub(cmd: str, sub: str) -> str:
 def unknown_container_subcommand(sub: str, cmd: str) -> str:
     """The dispatcher's reply for a subcommand a container command does not have."""
     return f"ERR unknown subcommand '{sub[:128]}'. Try {cmd.upper()} HELP."
+
+# --- bitmaps (raftkv/statemachine/bitmaps.py) --------------------------------
+BITFIELD_TYPE = (
+    "ERR Invalid bitfield type. Use something like i16 u8. "
+    "Note that u64 is not supported but i64 is."
+)
+BITFIELD_OVERFLOW_TYPE = "ERR Invalid OVERFLOW type specified"
+BITFIELD_RO_GET_ONLY = "ERR BITFIELD_RO only supports the GET subcommand"
+BITOP_NOT_SINGLE = "ERR BITOP NOT must be called with a single source key."
+BITPOS_BIT = "ERR The bit argument must be 1 or 0."
+
+# --- strings (raftkv/statemachine/strings.py) --------------------------------
+DECREMENT_OVERFLOW = "ERR decrement would overflow"
+LCS_NOT_STRINGS = "ERR The specified keys must contain string values"
+LCS_LEN_AND_IDX = "ERR If you want both the length and indexes, please just use IDX."
+LCS_TOO_LONG = "ERR String too long for LCS"
+LCS_TOO_MUCH_MEMORY = (
+    "ERR Insufficient memory, transient memory for LCS exceeds proto-max-bulk-len"
+)
+
+
+# --- sets and sorted sets ---------------------------------------------------
+ZADD_XX_NX = "ERR XX and NX options at the same time are not compatible"
+ZADD_GT_LT_NX = "ERR GT, LT, and/or NX options at the same time are not compatible"
+ZADD_INCR_PAIR = "ERR INCR option supports a single increment-element pair"
+ZSET_NAN = "ERR resulting score is not a number (NaN)"
+ZSET_MINMAX_NOT_FLOAT = "ERR min or max is not a float"
+ZSET_LEX_RANGE = "ERR min or max not valid string range item"
+ZRANGE_LIMIT = "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX"
+ZRANGE_BYLEX_WITHSCORES = "ERR syntax error, WITHSCORES not supported in combination with BYLEX"
+WEIGHT_NOT_FLOAT = "ERR weight value is not a float"
+MUST_BE_POSITIVE = "ERR value is out of range, must be positive"
+OUT_OF_RANGE_VALUE = "ERR value is out of range"
+LONG_RANGE = "ERR value is out of range, value must between -9223372036854775807 and 9223372036854775807"
+NUMKEYS_POSITIVE = "ERR numkeys should be greater than 0"
+COUNT_POSITIVE = "ERR count should be greater than 0"
+NUMKEYS_TOO_MANY = "ERR Number of keys can't be greater than number of args"
+LIMIT_NEGATIVE = "ERR LIMIT can't be negative"
+
+
+def at_least_one_key(name: str) -> str:
+    return f"ERR at least 1 input key is needed for '{name}' command"
+
+
+# --- lists, hashes, SORT (raftkv/statemachine/lists.py, hashes.py, sort.py) ----------
+TIMEOUT_OUT_OF_RANGE = "ERR timeout is out of range"
+LPOS_RANK_ZERO = (
+    "ERR RANK can't be zero: use 1 to start from the first match, 2 from the second ... "
+    "or use negative to start from the end of the list"
+)
+LPOS_COUNT_NEGATIVE = "ERR COUNT can't be negative"
+LPOS_MAXLEN_NEGATIVE = "ERR MAXLEN can't be negative"
+HASH_NOT_INTEGER = "ERR hash value is not an integer"
+HASH_NOT_FLOAT = "ERR hash value is not a float"
+NAN_OR_INFINITY = "ERR value is NaN or Infinity"
+SORT_NOT_DOUBLE = "ERR One or more scores can't be converted into double"
+SORT_BY_CLUSTER = (
+    "ERR BY option of SORT denied in Cluster mode when keys formed by the pattern may be "
+    "in different slots."
+)
+SORT_GET_CLUSTER = (
+    "ERR GET option of SORT denied in Cluster mode when keys formed by the pattern may be "
+    "in different slots."
+)
+
+
+# --- streams (raftkv/statemachine/streams.py) ----------------------------------
+STREAM_ID_INVALID = "ERR Invalid stream ID specified as stream command argument"
+XADD_ID_SMALLER = "ERR The ID specified in XADD is equal or smaller than the target stream top item"
+XADD_ID_ZERO = "ERR The ID specified in XADD must be greater than 0-0"
+STREAM_EXHAUSTED = "ERR The stream has exhausted the last possible ID, unable to add more items"
+STREAM_MAXLEN_MINID = (
+    "ERR syntax error, MAXLEN and MINID options at the same time are not compatible"
+)
+STREAM_MAXLEN_NEGATIVE = "ERR The MAXLEN argument must be >= 0."
+STREAM_LIMIT_NEGATIVE = "ERR The LIMIT argument must be >= 0."
+STREAM_LIMIT_NO_STRATEGY = (
+    "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy"
+)
+STREAM_LIMIT_NO_APPROX = "ERR syntax error, LIMIT cannot be used without the special ~ option"
+XTRIM_NO_STRATEGY = "ERR syntax error, XTRIM must be called with a trimming strategy"
+STREAM_INVALID_START = "ERR invalid start ID for the interval"
+STREAM_INVALID_END = "ERR invalid end ID for the interval"
+XSETID_SMALLER = "ERR The ID specified in XSETID is smaller than the target stream top item"
+XSETID_SMALLER_THAN_ARG = (
+    "ERR The ID specified in XSETID is smaller than the provided max_deleted_entry_id"
+)
+XSETID_SMALLER_THAN_MAXDEL = (
+    "ERR The ID specified in XSETID is smaller than current max_deleted_entry_id"
+)
+XSETID_ENTRIES_ADDED_NEGATIVE = "ERR entries_added must be positive"
+XSETID_ENTRIES_ADDED_SMALL = (
+    "ERR The entries_added specified in XSETID is smaller than the target stream length"
+)
+XREAD_UNBALANCED = (
+    "ERR Unbalanced '{}' list of streams: for each stream key an ID or '{}' must be specified."
+)
+XREAD_GROUP_OPTION = (
+    "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead."
+)
+XREAD_NOACK_OPTION = (
+    "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead."
+)
+XREADGROUP_MISSING_GROUP = "ERR Missing GROUP option for XREADGROUP"
+XREADGROUP_DOLLAR = (
+    "ERR The $ ID is meaningless in the context of XREADGROUP: you want to read the history "
+    "of this consumer by specifying a proper ID, or use the > ID to get new messages. The $ ID "
+    "would just return an empty result set."
+)
+XREAD_GT_ID = (
+    "ERR The > ID can be specified only when calling XREADGROUP using the GROUP <group> "
+    "<consumer> option."
+)
+NOGROUP_XREADGROUP = (
+    "NOGROUP No such key '{}' or consumer group '{}' in XREADGROUP with GROUP option"
+)
+NOGROUP_KEY_OR_GROUP = "NOGROUP No such key '{}' or consumer group '{}'"
+NOGROUP_FOR_KEY = "NOGROUP No such consumer group '{}' for key name '{}'"
+BUSYGROUP = "BUSYGROUP Consumer Group name already exists"
+XGROUP_NEEDS_KEY = (
+    "ERR The XGROUP subcommand requires the key to exist. Note that for CREATE you may want "
+    "to use the MKSTREAM option to create an empty stream automatically."
+)
+XGROUP_ENTRIESREAD = "ERR value for ENTRIESREAD must be positive or -1"
+XCLAIM_MIN_IDLE = "ERR Invalid min-idle-time argument for XCLAIM"
+XCLAIM_IDLE = "ERR Invalid IDLE option argument for XCLAIM"
+XCLAIM_TIME = "ERR Invalid TIME option argument for XCLAIM"
+XCLAIM_RETRYCOUNT = "ERR Invalid RETRYCOUNT option argument for XCLAIM"
+XCLAIM_OPTION = "ERR Unrecognized XCLAIM option '{}'"
+XAUTOCLAIM_MIN_IDLE = "ERR Invalid min-idle-time argument for XAUTOCLAIM"
+XAUTOCLAIM_COUNT = "ERR COUNT must be > 0"
+TIMEOUT_NOT_INTEGER = "ERR timeout is not an integer or out of range"
+TIMEOUT_OUT_OF_RANGE = "ERR timeout is out of range"

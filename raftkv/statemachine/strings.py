@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+import re
 from decimal import Decimal
+from fractions import Fraction
 
 from raftkv import errors
 from raftkv.errors import CommandError
-from raftkv.replies import OK
-from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_float, parse_int
+from raftkv.replies import OK, Map
+from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_int
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.expiry import absolute_ms
 from raftkv.statemachine.registry import command
@@ -25,37 +28,61 @@ def _as_bytes(value: bytes | bytearray) -> bytes:
 
 
 # --- SET family -------------------------------------------------------------
-def _set_generic(ctx: Context, key: bytes, value: bytes, args: list[bytes], name: str):
-    """SET with its options; the contract of Redis's setGenericCommand."""
-    nx = xx = get = keepttl = False
-    expire_at: int | None = None
-    i = 0
-    n = len(args)
+_EXPIRE_FLAGS = {b"EX", b"PX", b"EXAT", b"PXAT"}
+
+
+def parse_extended_options(args: list[bytes], for_set: bool) -> tuple[set[bytes], tuple[bytes, bytes] | None]:
+    """SET's and GETEX's options as Redis's parseExtendedStringArgumentsOrReply reads them.
+
+    Returns the flags given and the expire option with its raw value (validated
+    later, as Redis does). An option may be repeated (``EX 1 EX 2``: the last
+    wins); only conflicting ones are a syntax error.
+    """
+    flags: set[bytes] = set()
+    expire: tuple[bytes, bytes] | None = None
+    i, n = 0, len(args)
     while i < n:
         opt = args[i].upper()
-        if opt == b"NX" and not xx:
-            nx = True
-        elif opt == b"XX" and not nx:
-            xx = True
-        elif opt == b"GET":
-            get = True
-        elif opt == b"KEEPTTL" and expire_at is None:
-            keepttl = True
-        elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and expire_at is None and not keepttl \
-                and i + 1 < n:
-            unit = 1000 if opt in (b"EX", b"EXAT") else 1
-            expire_at = absolute_ms(args[i + 1], unit, opt in (b"EX", b"PX"), ctx.now, name)
+        if opt == b"NX" and for_set and b"XX" not in flags:
+            flags.add(opt)
+        elif opt == b"XX" and for_set and b"NX" not in flags:
+            flags.add(opt)
+        elif opt == b"GET" and for_set:
+            flags.add(opt)
+        elif opt == b"KEEPTTL" and for_set and not flags & (_EXPIRE_FLAGS | {b"PERSIST"}):
+            flags.add(opt)
+        elif opt == b"PERSIST" and not for_set and not flags & (_EXPIRE_FLAGS | {b"KEEPTTL"}):
+            flags.add(opt)
+        elif opt in _EXPIRE_FLAGS and i + 1 < n and not flags & (
+                (_EXPIRE_FLAGS - {opt}) | {b"KEEPTTL", b"PERSIST"}):
+            flags.add(opt)
+            expire = (opt, args[i + 1])
             i += 1
         else:
             raise CommandError(errors.SYNTAX)
         i += 1
+    return flags, expire
+
+
+def _expire_ms(ctx: Context, expire: tuple[bytes, bytes], name: str) -> int:
+    """getExpireMillisecondsOrReply: the absolute expiry time in ms."""
+    opt, raw = expire
+    unit = 1000 if opt in (b"EX", b"EXAT") else 1
+    return absolute_ms(raw, unit, opt in (b"EX", b"PX"), ctx.now, name)
+
+
+def _set_generic(ctx: Context, key: bytes, value: bytes, args: list[bytes], name: str):
+    """SET with its options; the contract of Redis's setGenericCommand."""
+    flags, expire = parse_extended_options(args, True)
+    expire_at = _expire_ms(ctx, expire, name) if expire is not None else None
+    get = b"GET" in flags
     old = ctx.lookup(key)
     if get and old is not None and type(old) not in (bytes, bytearray):
         raise CommandError(errors.WRONGTYPE)
     reply_old = _as_bytes(old) if (get and old is not None) else None  # type: ignore[arg-type]
-    if (nx and old is not None) or (xx and old is None):
+    if (b"NX" in flags and old is not None) or (b"XX" in flags and old is None):
         return reply_old if get else None
-    ctx.store(key, value, keep_ttl=keepttl)
+    ctx.store(key, value, keep_ttl=b"KEEPTTL" in flags)
     ctx.notify("$", "set", key)
     if expire_at is not None:
         if expire_at <= ctx.now:
@@ -161,24 +188,11 @@ def getdel(ctx: Context, args: list[bytes]):
 @command("getex")
 def getex(ctx: Context, args: list[bytes]):
     key = args[0]
-    expire_at: int | None = None
-    persist = False
-    i = 1
-    while i < len(args):
-        opt = args[i].upper()
-        if opt in (b"EX", b"PX", b"EXAT", b"PXAT") and expire_at is None and not persist \
-                and i + 1 < len(args):
-            unit = 1000 if opt in (b"EX", b"EXAT") else 1
-            expire_at = absolute_ms(args[i + 1], unit, opt in (b"EX", b"PX"), ctx.now, "getex")
-            i += 2
-        elif opt == b"PERSIST" and expire_at is None and not persist:
-            persist = True
-            i += 1
-        else:
-            raise CommandError(errors.SYNTAX)
+    flags, expire = parse_extended_options(args[1:], False)
     value = ctx.lookup_string(key)
     if value is None:
-        return None
+        return None  # Redis validates the expire time only for an existing key
+    expire_at = _expire_ms(ctx, expire, "getex") if expire is not None else None
     if expire_at is not None:
         if expire_at <= ctx.now:
             ctx.delete(key)
@@ -187,7 +201,7 @@ def getex(ctx: Context, args: list[bytes]):
             ctx.db.set_expire(key, expire_at)
             ctx.modified(key)
             ctx.notify("g", "expire", key)
-    elif persist and ctx.db.persist(key):
+    elif b"PERSIST" in flags and ctx.db.persist(key):
         ctx.modified(key)
         ctx.notify("g", "persist", key)
     return _as_bytes(value)
@@ -302,51 +316,218 @@ def incrby(ctx: Context, args: list[bytes]):
 def decrby(ctx: Context, args: list[bytes]):
     delta = parse_int(args[1])
     if delta == INT64_MIN:
-        raise CommandError("ERR decrement would overflow")
+        raise CommandError(errors.DECREMENT_OVERFLOW)
     return _incr(ctx, args[0], -delta)
 
 
-def format_float_value(value: float) -> bytes:
-    """How INCRBYFLOAT stores a float: plain decimal, no exponent, no trailing zeros."""
-    text = repr(value)
-    if "e" in text or "E" in text:
-        text = format(Decimal(text), "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    if text == "-0":
-        text = "0"
-    return text.encode()
+# --- INCRBYFLOAT: Redis's long double arithmetic ------------------------------------
+# Redis parses, adds and formats INCRBYFLOAT values as C ``long double``: on
+# x86-64 the x87 80-bit format (64-bit significand, 15-bit exponent), printed
+# with "%.17Lf" and its trailing zeros removed. Python has no such type, so
+# values are exact Fractions rounded to that format after each step: the same
+# digits on every replica, and Redis's answers ("0.1 + 0.2" is "0.3", 1e308 +
+# 1e308 does not overflow).
+_LD_DIGITS = 64
+_LD_MIN_QUANTUM = -16445  # exponent of the smallest subnormal: 2**-16445
+_LD_MAX = Fraction(((1 << 64) - 1) << (16383 - 63))
+_LD_MAX_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS: longer strings are not floats
+_DECIMAL_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_HEX_RE = re.compile(
+    rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?[0-9]+))?")
+_INFINITIES = {b"inf", b"+inf", b"infinity", b"+infinity"}
+_NEG_INFINITIES = {b"-inf", b"-infinity"}
+
+
+class _Infinite(Exception):
+    """A long double operation overflowed to +-infinity."""
+
+
+def _ld_round(x: Fraction) -> Fraction:
+    """``x`` rounded to the nearest x87 long double (ties to even); raises on overflow."""
+    if not x:
+        return x
+    neg = x < 0
+    num, den = (-x.numerator, x.denominator) if neg else (x.numerator, x.denominator)
+    exp = num.bit_length() - den.bit_length()  # floor(log2|x|) is exp or exp - 1
+    if (num << -exp if exp < 0 else num) < (den << exp if exp > 0 else den):
+        exp -= 1
+    quantum = max(exp - (_LD_DIGITS - 1), _LD_MIN_QUANTUM)
+    divisor = den << quantum if quantum >= 0 else den
+    mant, rem = divmod(num if quantum >= 0 else num << -quantum, divisor)
+    if 2 * rem > divisor or (2 * rem == divisor and mant & 1):
+        mant += 1
+    value = Fraction(mant << quantum) if quantum >= 0 else Fraction(mant, 1 << -quantum)
+    if value > _LD_MAX:
+        raise _Infinite
+    return -value if neg else value
+
+
+def parse_long_double(raw: bytes) -> Fraction | float:
+    """A string as Redis's string2ld reads it (strtold, nothing left over, no NaN).
+
+    Returns the long double as an exact Fraction, or +-inf; raises NOT_FLOAT.
+    """
+    text = raw  # all of it must be the number (a NUL byte included)
+    if not text or len(text) >= _LD_MAX_CHARS or text[:1].isspace():
+        raise CommandError(errors.NOT_FLOAT)
+    low = text.lower()
+    if low in _INFINITIES:
+        return math.inf
+    if low in _NEG_INFINITIES:
+        return -math.inf
+    if _DECIMAL_RE.fullmatch(text):
+        dec = Decimal(text.decode())
+        if dec.is_zero():
+            return Fraction(0)
+        if dec.adjusted() > 4935:
+            raise CommandError(errors.NOT_FLOAT)  # overflow: ERANGE and HUGE_VAL
+        if dec.adjusted() < -4960:
+            raise CommandError(errors.NOT_FLOAT)  # underflow to zero: ERANGE
+        exact = Fraction(dec)
+    else:
+        match = _HEX_RE.fullmatch(text)
+        if match is None or not (match.group(2) or match.group(3)):
+            raise CommandError(errors.NOT_FLOAT)
+        sign, whole, frac, power = match.groups()
+        digits = (whole or b"") + (frac or b"")
+        mant = int(digits, 16)
+        if not mant:
+            return Fraction(0)
+        shift = int(power or b"0") - 4 * len(frac or b"")
+        if mant.bit_length() + shift > 16400:
+            raise CommandError(errors.NOT_FLOAT)
+        if mant.bit_length() + shift < -16500:
+            raise CommandError(errors.NOT_FLOAT)
+        exact = Fraction(mant << shift) if shift >= 0 else Fraction(mant, 1 << -shift)
+        if sign == b"-":
+            exact = -exact
+    try:
+        value = _ld_round(exact)
+    except _Infinite:
+        raise CommandError(errors.NOT_FLOAT) from None
+    if not value:
+        raise CommandError(errors.NOT_FLOAT)  # underflow to zero: ERANGE
+    return value
+
+
+def _digits(n: int) -> str:
+    """str(n) for a non-negative int of any size (past Python's 4300-digit limit)."""
+    if n < 10**4000:
+        return str(n)
+    high, low = divmod(n, 10**2000)
+    return _digits(high) + str(low).zfill(2000)
+
+
+def format_long_double(value: Fraction) -> bytes:
+    """Redis's ld2string(LD_STR_HUMAN): "%.17Lf" without trailing zeros, "-0" as "0"."""
+    scaled = round(value * 10**17)  # round half to even, as glibc's printf
+    if not scaled:
+        return b"0"
+    digits = _digits(abs(scaled)).rjust(18, "0")
+    text = digits[:-17]
+    frac = digits[-17:].rstrip("0")
+    if frac:
+        text += "." + frac
+    return (("-" if scaled < 0 else "") + text).encode()
+
+
+def incr_long_double(current: bytes | bytearray | None, raw_incr: bytes) -> bytes:
+    """The new value of an INCRBYFLOAT-style increment, as Redis stores and replies it."""
+    value = Fraction(0) if current is None else parse_long_double(bytes(current))
+    incr = parse_long_double(raw_incr)
+    if isinstance(value, float) or isinstance(incr, float):
+        raise CommandError(errors.INCR_FLOAT_NAN)  # an infinity (or inf - inf)
+    try:
+        result = _ld_round(value + incr)
+    except _Infinite:
+        raise CommandError(errors.INCR_FLOAT_NAN) from None
+    return format_long_double(result)
 
 
 @command("incrbyfloat")
 def incrbyfloat(ctx: Context, args: list[bytes]):
     key = args[0]
-    delta = parse_float(args[1])
-    value = ctx.lookup_string(key)
-    current = 0.0 if value is None else parse_float(bytes(value))
-    result = current + delta
-    if result != result or result in (float("inf"), float("-inf")):
-        raise CommandError(errors.INCR_FLOAT_NAN)
-    encoded = format_float_value(result)
+    value = ctx.lookup_string(key)  # type first, then the value, then the increment
+    encoded = incr_long_double(value, args[1])
     ctx.store(key, encoded, keep_ttl=True)
     ctx.notify("$", "incrbyfloat", key)
     return encoded
 
 
 # --- LCS -------------------------------------------------------------------------
+class _PrefixLcs:
+    """LCS lengths of one prefix of X against every prefix of Y, from a bit vector.
+
+    ``vector`` is the bit-parallel LCS row (Hyyro 2004): bit k is clear iff the
+    LCS grows by one when Y's (k+1)th byte is added, so
+    LCS(X[:x], Y[:y]) = y - popcount(vector & (2**y - 1)). The traceback walks
+    y down one step at a time, so the count is kept incrementally.
+    """
+
+    __slots__ = ("vector", "width", "bits", "pos", "ones")
+
+    def __init__(self, vector: int, width: int) -> None:
+        self.vector = vector
+        self.width = width
+        self.bits: bytes | None = None
+        self.pos = -1
+        self.ones = 0
+
+    def at(self, y: int) -> int:
+        pos = self.pos
+        if pos < 0 or abs(y - pos) > 64:
+            self.ones = (self.vector & ((1 << y) - 1)).bit_count()
+        else:
+            bits = self.bits
+            if bits is None:
+                bits = self.bits = self.vector.to_bytes((self.width + 8) // 8, "little")
+            ones = self.ones
+            while pos > y:
+                pos -= 1
+                ones -= (bits[pos >> 3] >> (pos & 7)) & 1
+            while pos < y:
+                ones += (bits[pos >> 3] >> (pos & 7)) & 1
+                pos += 1
+            self.ones = ones
+        self.pos = y
+        return y - self.ones
+
+
+def _lcs_vectors(x: bytes, y: bytes, keep: bool) -> list[int]:
+    """Bit-parallel LCS rows of x's prefixes against y (all of them if ``keep``)."""
+    width = len(y)
+    full = (1 << width) - 1
+    reversed_y = y[::-1]
+    masks: dict[int, int] = {}
+    for ch in set(x):
+        table = bytes(49 if c == ch else 48 for c in range(256))  # '1' where y has ch
+        masks[ch] = int(reversed_y.translate(table), 2) if width else 0
+    vector = full
+    rows = [vector] if keep else []
+    for ch in x:
+        u = vector & masks[ch]
+        vector = ((vector + u) | (vector - u)) & full
+        if keep:
+            rows.append(vector)
+    return rows if keep else [vector]
+
+
 @command("lcs")
 def lcs(ctx: Context, args: list[bytes]):
-    a = ctx.lookup_string(args[0]) or b""
-    b = ctx.lookup_string(args[1]) or b""
+    va = ctx.lookup(args[0])
+    vb = ctx.lookup(args[1])
+    if (va is not None and type(va) not in (bytes, bytearray)) or (
+            vb is not None and type(vb) not in (bytes, bytearray)):
+        raise CommandError(errors.LCS_NOT_STRINGS)
     want_len = want_idx = with_len = False
     min_len = 0
     i = 2
     while i < len(args):
         opt = args[i].upper()
-        if opt == b"LEN":
-            want_len = True
-        elif opt == b"IDX":
+        if opt == b"IDX":
             want_idx = True
+        elif opt == b"LEN":
+            want_len = True
         elif opt == b"WITHMATCHLEN":
             with_len = True
         elif opt == b"MINMATCHLEN" and i + 1 < len(args):
@@ -356,60 +537,67 @@ def lcs(ctx: Context, args: list[bytes]):
             raise CommandError(errors.SYNTAX)
         i += 1
     if want_len and want_idx:
-        raise CommandError(
-            "ERR If you want both the length and indexes, please just use IDX."
-        )
-    a, b = bytes(a), bytes(b)
+        raise CommandError(errors.LCS_LEN_AND_IDX)
+    a = bytes(va) if va is not None else b""  # type: ignore[call-overload]
+    b = bytes(vb) if vb is not None else b""  # type: ignore[call-overload]
     la, lb = len(a), len(b)
-    # Dynamic programming table of LCS lengths, row by row as Redis does.
-    table = [[0] * (lb + 1) for _ in range(la + 1)]
-    for x in range(1, la + 1):
-        row, prev, ax = table[x], table[x - 1], a[x - 1]
-        for y in range(1, lb + 1):
-            if ax == b[y - 1]:
-                row[y] = prev[y - 1] + 1
-            else:
-                row[y] = row[y - 1] if row[y - 1] > prev[y] else prev[y]
-    length = table[la][lb]
+    if la >= 2**32 - 2 or lb >= 2**32 - 2:
+        raise CommandError(errors.LCS_TOO_LONG)
+    if (la + 1) * (lb + 1) * 4 > _max_len(ctx):  # the size of Redis's uint32 table
+        raise CommandError(errors.LCS_TOO_MUCH_MEMORY)
+
+    # Bit vectors over the longer string, one per prefix of the shorter one.
+    a_rows = la <= lb
+    short, long_ = (a, b) if a_rows else (b, a)
     if want_len:
-        return length
-    # Walk back to recover the string and the matching ranges.
+        return len(long_) - _lcs_vectors(short, long_, False)[0].bit_count()
+    prefixes = [_PrefixLcs(v, len(long_)) for v in _lcs_vectors(short, long_, True)]
+    length = len(long_) - prefixes[-1].vector.bit_count()
+
+    def table(x: int, y: int) -> int:
+        """LCS(a[:x], b[:y]), Redis's LCS(x, y)."""
+        return prefixes[x].at(y) if a_rows else prefixes[y].at(x)
+
+    # Walk back exactly as Redis's lcsCommand does, to get the same string and ranges.
     result = bytearray(length)
     matches = []
-    x, y, idx = la, lb, length
-    range_a = range_b = None
+    idx = length
+    x, y = la, lb
+    a_start = a_end = b_start = b_end = 0
+    open_range = False
     while x > 0 and y > 0:
+        emit = False
         if a[x - 1] == b[y - 1]:
-            idx -= 1
-            result[idx] = a[x - 1]
-            if range_a is None:
-                range_a = [x - 1, x - 1]
-                range_b = [y - 1, y - 1]
-            elif range_a[0] == x and range_b[0] == y:  # type: ignore[index]
-                range_a[0] = x - 1
-                range_b[0] = y - 1  # type: ignore[index]
+            result[idx - 1] = a[x - 1]
+            if not open_range:
+                a_start = a_end = x - 1
+                b_start = b_end = y - 1
+                open_range = True
+            elif a_start == x and b_start == y:
+                a_start -= 1
+                b_start -= 1
             else:
-                matches.append((range_a, range_b))
-                range_a, range_b = [x - 1, x - 1], [y - 1, y - 1]
+                emit = True
+            if a_start == 0 or b_start == 0:
+                emit = True
+            idx -= 1
             x -= 1
             y -= 1
-        elif table[x - 1][y] > table[x][y - 1]:
-            x -= 1
         else:
-            y -= 1
-    if range_a is not None:
-        matches.append((range_a, range_b))
+            if table(x - 1, y) > table(x, y - 1):
+                x -= 1
+            else:
+                y -= 1
+            if open_range:
+                emit = True
+        if emit:
+            match_len = a_end - a_start + 1
+            if want_idx and (min_len == 0 or match_len >= min_len):
+                item: list[object] = [[a_start, a_end], [b_start, b_end]]
+                if with_len:
+                    item.append(match_len)
+                matches.append(item)
+            open_range = False
     if not want_idx:
         return bytes(result)
-    from raftkv.replies import Map
-
-    out = []
-    for ra, rb in matches:
-        mlen = ra[1] - ra[0] + 1
-        if mlen < min_len:
-            continue
-        item = [ra, rb]
-        if with_len:
-            item.append(mlen)
-        out.append(item)
-    return Map([(b"matches", out), (b"len", length)])
+    return Map([(b"matches", matches), (b"len", length)])
