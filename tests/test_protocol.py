@@ -195,3 +195,33 @@ def test_config_get_set_glob_and_errors(r):
     with pytest.raises(redis.ResponseError, match="Unknown option or number of arguments"):
         r.config_set("no-such-thing", "1")
     r.config_set("maxmemory-policy", "noeviction")
+
+
+def test_pipeline_split_at_arbitrary_chunk_boundaries_runs_each_command_once(server, r):
+    import random
+
+    rnd = random.Random(7)
+    commands = []
+    for i in range(400):
+        if i % 2:
+            commands.append([b"SET", b"k%d" % i, b"v" * rnd.randrange(0, 300)])
+        else:
+            commands.append([b"INCR", b"chunky"])
+    payload = b"".join(b"*%d\r\n" % len(c) + b"".join(b"$%d\r\n%s\r\n" % (len(a), a) for a in c)
+                       for c in commands)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as s:
+        pos = 0
+        while pos < len(payload):
+            step = rnd.choice((1, 2, 7, 64, 1000, 4096))
+            s.sendall(payload[pos:pos + step])
+            pos += step
+        expected = b"".join(b":%d\r\n" % (i // 2 + 1) if i % 2 == 0 else b"+OK\r\n"
+                            for i in range(400))
+        data = b""
+        while len(data) < len(expected):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    assert data == expected
+    assert r.get("chunky") == b"200"

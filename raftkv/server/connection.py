@@ -21,7 +21,7 @@ import hiredis
 
 from raftkv.errors import ProtocolError
 from raftkv.server.inline import MAX_INLINE, split_args
-from raftkv.server.limits import HeaderScanner
+from raftkv.server.limits import HeaderScanner, resp_size
 from raftkv.server.resp import encode_error
 
 if TYPE_CHECKING:
@@ -160,6 +160,18 @@ class Connection(asyncio.Protocol):
                 return
         reader.feed(data)
         inbox = self.inbox
+        scanner = self.scanner
+        # Where in ``data`` the next command starts, when known: hiredis does not
+        # say, so it is counted from the commands parsed (needed only to watch a
+        # command that is still arriving, for the bulk-length limit).
+        boundary = 0
+        was_scanning = scanner.active
+        if was_scanning:
+            boundary = scanner.feed(data)
+            if boundary < 0 and scanner.seen > self.node.config.get_int("client-query-buffer-limit"):
+                log.warning("closing client %s that reached max query buffer length", self.addr)
+                raise ProtocolError("Protocol error: query buffer limit reached")
+        first = True
         while True:
             try:
                 cmd = reader.gets()
@@ -174,31 +186,26 @@ class Connection(asyncio.Protocol):
                     raise ProtocolError("Protocol error: expected '$', got something else")
             if cmd:
                 inbox.append(cmd)
-            if self.scanner.active:
-                self.scanner.active = False
-            # After a complete command, what follows may be inline again.
-            if not reader.len():
-                break
-        pending = reader.len()
-        if pending:
-            self._check_pending(data, pending)
+            if first and was_scanning:
+                first = False  # that was the command the scanner followed
+            elif boundary >= 0:
+                boundary += resp_size(cmd)
+        if boundary < 0:
+            pass  # the command being watched is still arriving (scanner.feed saw it)
+        elif boundary < len(data):
+            self._watch_pending(data, boundary)
         if len(inbox) > MAX_INBOX:
             self._pause_reading()
 
-    def _check_pending(self, data: bytes, pending: int) -> None:
-        """A command is still arriving: enforce bulk and query buffer limits on it."""
-        if pending > self.node.config.get_int("client-query-buffer-limit"):
+    def _watch_pending(self, data: bytes, start: int) -> None:
+        """A command is still arriving from ``data[start:]``: enforce the limits on it."""
+        if len(data) - start > self.node.config.get_int("client-query-buffer-limit"):
             log.warning("closing client %s that reached max query buffer length", self.addr)
             raise ProtocolError("Protocol error: query buffer limit reached")
         scanner = self.scanner
-        if not scanner.active:
-            if pending > len(data):
-                return  # began before this chunk without being scanned: small enough
-            scanner.max_bulk = self.node.config.get_int("proto-max-bulk-len")
-            scanner.start()
-            scanner.feed(memoryview(data)[len(data) - pending:])
-        else:
-            scanner.feed(data)
+        scanner.max_bulk = self.node.config.get_int("proto-max-bulk-len")
+        scanner.start()
+        scanner.feed(memoryview(data)[start:])
 
     def _parse_inline(self, data: bytes) -> bytes:
         """Consume inline command lines; return the rest when a RESP command begins."""

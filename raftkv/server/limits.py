@@ -14,25 +14,38 @@ from raftkv.errors import ProtocolError
 MAX_MULTIBULK = 1024 * 1024 * 1024 * 2 - 1  # INT_MAX, as Redis
 
 
+def resp_size(argv: list[bytes]) -> int:
+    """Bytes of ``argv`` as a canonical RESP array of bulk strings."""
+    size = 3 + len(str(len(argv)))
+    for a in argv:
+        n = len(a)
+        size += n + 5 + len(str(n))
+    return size
+
+
 class HeaderScanner:
-    __slots__ = ("max_bulk", "_args_left", "_skip", "_head", "active")
+    __slots__ = ("max_bulk", "_args_left", "_skip", "_head", "active", "seen")
 
     def __init__(self, max_bulk: int) -> None:
         self.max_bulk = max_bulk
         self.active = False
+        self.seen = 0  # bytes of the watched command so far (query buffer limit)
         self._args_left = -1  # -1: expecting the '*' header
         self._skip = 0  # payload bytes (+2 for CRLF) still to skip
         self._head = bytearray()  # a header line being assembled
 
     def start(self) -> None:
         self.active = True
+        self.seen = 0
         self._args_left = -1
         self._skip = 0
         self._head.clear()
 
-    def feed(self, data: bytes | memoryview) -> None:
-        """Scan the bytes of one incomplete command; stop when it completes."""
+    def feed(self, data: bytes | memoryview) -> int:
+        """Scan the bytes of one incomplete command; return where in ``data`` it
+        ends (the scanner is then inactive), or -1 if it is still incomplete."""
         i, n = 0, len(data)
+        self.seen += n
         while i < n and self.active:
             if self._skip:
                 take = min(self._skip, n - i)
@@ -40,6 +53,7 @@ class HeaderScanner:
                 i += take
                 if not self._skip and self._args_left == 0:
                     self.active = False
+                    return i
                 continue
             end = bytes(data[i:i + 64]).find(b"\n")
             if end < 0:
@@ -54,6 +68,9 @@ class HeaderScanner:
             i += end + 1
             self._header(bytes(self._head).strip())
             self._head.clear()
+            if not self.active:
+                return i
+        return -1 if self.active else i
 
     def _header(self, line: bytes) -> None:
         if self._args_left < 0:
