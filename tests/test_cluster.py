@@ -177,3 +177,23 @@ def test_linearizable_and_lease_reads_and_readonly_followers(cluster):
     assert cluster.stale_get_all(follower, ["r"]) == [b"2"]
     with pytest.raises(MovedError):
         follower.client().get("r")
+
+
+def test_watch_on_the_leader_aborts_exec_after_another_clients_write(cluster):
+    leader = cluster.wait_leader()
+    a, b = leader.client(), leader.client()
+    a.set("w", "0")
+    pipe = a.pipeline()
+    pipe.watch("w")
+    b.set("w", "changed")
+    pipe.multi()
+    pipe.set("w", "mine")
+    with pytest.raises(redis.WatchError):
+        pipe.execute()
+    assert a.get("w") == b"changed"
+    pipe = a.pipeline()
+    pipe.watch("w")
+    pipe.multi()
+    pipe.incr("{w}n")
+    pipe.set("w", "mine")
+    assert pipe.execute() == [1, True]

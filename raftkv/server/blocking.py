@@ -57,6 +57,8 @@ class BlockingRegistry:
         else:
             pending.blocking = True
             conn.stalled = pending
+        if blocked.rerun_argv is not None:
+            argv = blocked.rerun_argv  # e.g. XREAD's '$' resolved to the ID last when it blocked
         client = BlockedClient(conn, argv, conn.db if db is None else db, pending, blocked, spec)
         for dk in client.keys:
             self.by_key.setdefault(dk, OrderedDict())[conn.id] = client
@@ -136,7 +138,7 @@ class BlockingRegistry:
             reply = self.node.dispatcher.rerun_blocked(client.conn, client.spec, client.argv,
                                                        client.db)
             if isinstance(reply, Blocked):
-                if client.spec.is_write:
+                if client.spec.is_write and not reply.per_client:
                     return  # the key is empty again: the others in line would block too
                 continue  # reads (XREAD) wait for different things: try the next
             self._remove(client)

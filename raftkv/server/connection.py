@@ -100,7 +100,7 @@ class Connection(asyncio.Protocol):
         self.multi_slot: int | None = None
         self.multi: list[list[bytes]] | None = None
         self.multi_error = False
-        self.watched: dict[tuple[int, bytes], int] = {}
+        self.watched: dict[tuple[int, bytes], tuple[int, int]] = {}
         self.watch_dirty = False
         self.monitor = False
         self.channels: set[bytes] = set()

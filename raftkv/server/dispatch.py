@@ -20,6 +20,7 @@ from raftkv.commands.table import COMMANDS
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
 from raftkv.server.registry import SERVER_HANDLERS
+from raftkv.statemachine.machine import ABORTED
 from raftkv.server.resp import encode, encode_error
 
 if TYPE_CHECKING:
@@ -170,9 +171,10 @@ class Dispatcher:
             self.unwatch(conn)
             raise CommandError("EXECABORT Transaction discarded because of previous errors.")
         if conn.watch_dirty or self._watched_expired(conn):
+            # Known locally: a watched key changed since WATCH. (The state machine
+            # decides the same from the log when this is not known yet.)
             self.unwatch(conn)
             return NULL_ARRAY
-        self.unwatch(conn)
         # State-machine commands of the block form one log entry (atomic on every
         # replica); server commands in it run in place, in their order. SELECT
         # travels in the entry so the commands after it use the new database.
@@ -180,6 +182,8 @@ class Dispatcher:
         sm_positions = []
         sm_commands = []
         is_write = False
+        watch_head = self._watch_head(conn)
+        self.unwatch(conn)
         for i, argv in enumerate(queued):
             spec = self.table[argv[0].lower()]
             if spec.name == "select":
@@ -204,7 +208,11 @@ class Dispatcher:
                 server_replies[i] = Simple("OK") if value is DEFERRED else value
         self._count_exec(queued)
 
-        def shape(results: list[Any]) -> list[Any]:
+        def shape(results: list[Any]) -> Any:
+            if watch_head is not None:
+                if results and results[0] is ABORTED:
+                    return NULL_ARRAY
+                results = results[1:]
             for pos, value in zip(sm_positions, results, strict=True):
                 replies[pos] = value
                 if queued[pos][0].lower() == b"select" and value == "OK":
@@ -213,6 +221,9 @@ class Dispatcher:
                 replies[pos] = value
             return replies
 
+        if watch_head is not None and sm_commands:
+            sm_commands.insert(0, watch_head)
+            is_write = True  # the watch decision is made where the entry applies
         if not sm_commands:
             return shape([])
         if is_write or node.raft is not None:
@@ -238,18 +249,29 @@ class Dispatcher:
     def watch(self, conn: Connection, keys: list[bytes]) -> None:
         node = self.node
         now = node.now_ms()
+        index = node.sm.applied_index
         for key in keys:
             dk = (conn.db, key)
             if dk in conn.watched:
                 continue
             db = node.sm.dbs[conn.db]
             live = db.data.get(key) is not None and not db.is_expired(key, now)
-            conn.watched[dk] = 1 if live else 0
+            conn.watched[dk] = (1 if live else 0, index)
             self.watchers.setdefault(dk, set()).add(conn)
+
+    @staticmethod
+    def _watch_head(conn: Connection) -> list[bytes] | None:
+        """The ``__watch`` command that makes the EXEC entry check its WATCHes."""
+        if not conn.watched:
+            return None
+        head = [b"__watch"]
+        for (db, key), (live, index) in conn.watched.items():
+            head += [b"%d" % db, key, b"%d" % live, b"%d" % index]
+        return head
 
     def _watched_expired(self, conn: Connection) -> bool:
         now = self.node.now_ms()
-        for (db_id, key), was_live in conn.watched.items():
+        for (db_id, key), (was_live, _index) in conn.watched.items():
             db = self.node.sm.dbs[db_id]
             if was_live and key in db.data and db.is_expired(key, now):
                 return True

@@ -22,7 +22,7 @@ from raftkv.persistence.log import RaftLog
 from raftkv.persistence.snapshot import latest_snapshot, read_snapshot, write_snapshot
 from raftkv.statemachine.entry import encode_entry
 from raftkv.statemachine.machine import StateMachine
-from raftkv.statemachine.serialize import dump_databases, load_databases
+from raftkv.statemachine.serialize import dump_state, load_state
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class LocalGroup:
         if info is None:
             return
         index, term, _meta, payload = read_snapshot(info.path)
-        load_databases(payload, self.sm.dbs)
+        load_state(payload, self.sm)
         self.sm.applied_index = index
         self.snapshot_index, self.snapshot_term = index, term
         log.info("loaded snapshot %s (index %d, %d keys)", info.path, index, self.sm.key_count())
@@ -149,7 +149,7 @@ class LocalGroup:
         self.flush()
         index = self.sm.applied_index
         self.log.start_new_segment()
-        write_snapshot(self.path, index, TERM, b"", dump_databases(self.sm.dbs))
+        write_snapshot(self.path, index, TERM, b"", dump_state(self.sm))
         self._snapshot_done(index, TERM)
 
     def snapshot_background(self) -> bool:
@@ -163,7 +163,7 @@ class LocalGroup:
         if pid == 0:  # child: write and leave without running any parent cleanup
             code = 0
             try:
-                write_snapshot(self.path, index, TERM, b"", dump_databases(self.sm.dbs))
+                write_snapshot(self.path, index, TERM, b"", dump_state(self.sm))
             except BaseException:  # noqa: BLE001 - report by exit code only
                 code = 1
             os._exit(code)

@@ -33,7 +33,7 @@ from raftkv.raft.types import EntryKind, Message, NotLeader, Role, SnapshotMeta
 from raftkv.replies import ErrorReply
 from raftkv.server.dispatch import DEFERRED
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
-from raftkv.statemachine.serialize import dump_databases, load_databases
+from raftkv.statemachine.serialize import dump_state, load_state
 
 if TYPE_CHECKING:
     from raftkv.server.connection import Connection, Pending
@@ -75,7 +75,7 @@ class RaftGroup:
             self.storage.bootstrap(sorted(peers))
         if self.storage.snap_path is not None:
             _meta, payload = self.storage.snapshot()
-            load_databases(payload, self.sm.dbs)
+            load_state(payload, self.sm)
             self.sm.applied_index = self.storage.snap_meta.index
         self.core = RaftNode(
             RaftConfig(id=my_id, election_tick=cfg.get_int("raft-election-ticks"),
@@ -393,7 +393,7 @@ class RaftGroup:
         for db in self.sm.dbs:
             db.clear()
         if data:
-            load_databases(data, self.sm.dbs)
+            load_state(data, self.sm)
         self.sm.applied_index = meta.index
         self.sm.dirty.append((0, None))
         for i in range(len(self.sm.dbs)):
@@ -414,7 +414,7 @@ class RaftGroup:
             code = 0
             try:
                 write_snapshot(self.storage.path, meta.index, meta.term, encode_conf(meta.conf),
-                               dump_databases(self.sm.dbs))
+                               dump_state(self.sm))
             except BaseException:  # noqa: BLE001
                 code = 1
             os._exit(code)
@@ -432,7 +432,7 @@ class RaftGroup:
         self.storage.flush(fsync=False)
         self.storage.log.start_new_segment()
         write_snapshot(self.storage.path, meta.index, meta.term, encode_conf(meta.conf),
-                       dump_databases(self.sm.dbs))
+                       dump_state(self.sm))
         self.storage.snapshot_taken(meta)
         self.dirty_changes = 0
         self.last_save = int(time.time())

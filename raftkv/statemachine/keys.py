@@ -306,8 +306,8 @@ def swapdb(ctx: Context, args: list[bytes]):
     if first is not second:
         first.swap_contents(second)
         ctx.sm.access.swap(a, b)
-        ctx.sm.dirty.append((a, None))
-        ctx.sm.dirty.append((b, None))
+        ctx.sm.touched(a, None)
+        ctx.sm.touched(b, None)
     return OK
 
 

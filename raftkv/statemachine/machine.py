@@ -23,8 +23,19 @@ from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entry
 from raftkv.statemachine.keyspace import Database
 from raftkv.statemachine.registry import HANDLERS
 from raftkv.statemachine.scan import ScanCursors
+from raftkv.statemachine.watch import ModificationIndex, TransactionAborted
 
 log = logging.getLogger(__name__)
+
+
+class _Aborted:
+    """Marks every reply of a transaction whose WATCH failed (EXEC answers null)."""
+
+    def __repr__(self) -> str:
+        return "ABORTED"
+
+
+ABORTED: Any = _Aborted()
 
 
 def _load_handlers() -> None:
@@ -51,11 +62,13 @@ class StateMachine:
         self.keyspace_hits = 0
         self.keyspace_misses = 0
         self.scans = ScanCursors()
+        self.mods = ModificationIndex(databases)
         self.access = AccessTracker(databases)
 
     # --- bookkeeping handlers call ---------------------------------------
-    def touched(self, db: int, key: bytes) -> None:
+    def touched(self, db: int, key: bytes | None) -> None:
         self.dirty.append((db, key))
+        self.mods.touched(db, key, self.applied_index)
 
     def db(self, index: int) -> Database:
         if not 0 <= index < len(self.dbs):
@@ -73,13 +86,23 @@ class StateMachine:
                        commands: list[list[bytes]], resp: int = 2) -> list[Any]:
         """Apply an entry's decoded contents (the leader has them at hand, undecoded)."""
         self.applied_index = index
+        self.mods.prune(index)
         db = self.dbs[db_index] if 0 <= db_index < len(self.dbs) else self.dbs[0]
         ctx = Context(self, db, time_ms, seed, True, resp)
-        if flags & FLAG_TRANSACTION:
-            ctx.can_block = False
         if len(commands) == 1:
             return [self.run(ctx, commands[0])]
+        if flags & FLAG_TRANSACTION:
+            ctx.can_block = False
+            if commands[0][0] == b"__watch":
+                try:
+                    self.run_checked(ctx, commands[0])
+                except TransactionAborted:
+                    return [ABORTED] * len(commands)
         return [self.run(ctx, argv) for argv in commands]
+
+    def run_checked(self, ctx: Context, argv: list[bytes]) -> Any:
+        """Run an internal command whose exceptions must reach the caller."""
+        return HANDLERS[argv[0].decode()](ctx, argv[1:])
 
     def run(self, ctx: Context, argv: list[bytes]) -> Any:
         """Run one command in ``ctx``; errors become error replies, never exceptions."""
@@ -114,10 +137,13 @@ class StateMachine:
         for d in self.dbs:
             self.flush_db(d)
 
+    def touch_db(self, index: int) -> None:
+        self.touched(index, None)
+
     def flush_db(self, d: Database) -> None:
         self.access.forget_db(d.id)
         if d.data:
-            self.dirty.append((d.id, None))  # None: every key of that database
+            self.touched(d.id, None)  # None: every key of that database
         d.clear()
 
     def key_count(self) -> int:

@@ -210,7 +210,10 @@ def dump_databases(dbs: list, chunk_parts: int = 8192) -> Iterator[bytes]:
 
 
 def load_databases(payload: bytes, dbs: list) -> None:
-    r = Reader(payload)
+    _load_databases_from(Reader(payload), dbs)
+
+
+def _load_databases_from(r: Reader, dbs: list) -> None:
     if r._take(len(SNAPSHOT_MAGIC)) != SNAPSHOT_MAGIC:
         raise ValueError("not a raftkv state machine snapshot")
     count = r.u32()
@@ -225,3 +228,73 @@ def load_databases(payload: bytes, dbs: list) -> None:
                 target.data[key] = value
                 if when >= 0:
                     target.set_expire(key, when)
+
+
+# --- the whole replicated state: databases plus named sections ---------------------
+# Parts of the state machine that are not keys (WATCH modification indexes,
+# Lua function libraries, ...) register a section; snapshots carry them all.
+StateSection = tuple[Callable[[Any], bytes], Callable[[Any, bytes], None]]
+STATE_SECTIONS: dict[bytes, StateSection] = {}
+
+
+def register_section(name: bytes, dump: Callable[[Any], bytes],
+                     load: Callable[[Any, bytes], None]) -> None:
+    STATE_SECTIONS[name] = (dump, load)
+
+
+def dump_state(sm: Any) -> Iterator[bytes]:
+    yield from dump_databases(sm.dbs)
+    w = Writer()
+    w.tag(b"X")
+    w.u32(len(STATE_SECTIONS))
+    for name, (dump, _load) in sorted(STATE_SECTIONS.items()):
+        w.blob(name)
+        w.blob(dump(sm))
+    yield w.getvalue()
+
+
+def load_state(payload: bytes, sm: Any) -> None:
+    r = Reader(payload)
+    _load_databases_from(r, sm.dbs)
+    if r.done():
+        return  # a snapshot from before sections existed
+    if r.tag() != b"X":
+        raise ValueError("bad state sections marker")
+    for _ in range(r.u32()):
+        name = r.blob()
+        blob = r.blob()
+        section = STATE_SECTIONS.get(name)
+        if section is not None:
+            section[1](sm, blob)
+
+
+def _dump_mods(sm: Any) -> bytes:
+    mods = sm.mods
+    w = Writer()
+    w.i64(mods.horizon)
+    w.u32(len(mods.keys))
+    for db, table in enumerate(mods.keys):
+        w.i64(mods.whole_db[db])
+        w.u32(len(table))
+        for key, index in table.items():
+            w.blob(key)
+            w.i64(index)
+    return w.getvalue()
+
+
+def _load_mods(sm: Any, blob: bytes) -> None:
+    r = Reader(blob)
+    mods = sm.mods
+    mods.horizon = r.i64()
+    for db in range(r.u32()):
+        whole = r.i64()
+        table = {}
+        for _ in range(r.u32()):
+            key = r.blob()
+            table[key] = r.i64()
+        if db < len(mods.keys):
+            mods.whole_db[db] = whole
+            mods.keys[db] = table
+
+
+register_section(b"watch-mods", _dump_mods, _load_mods)
