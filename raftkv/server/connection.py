@@ -171,7 +171,8 @@ class Connection(asyncio.Protocol):
             if boundary < 0 and scanner.seen > self.node.config.get_int("client-query-buffer-limit"):
                 log.warning("closing client %s that reached max query buffer length", self.addr)
                 raise ProtocolError("Protocol error: query buffer limit reached")
-        first = True
+        skip_first = was_scanning
+        counted = 0  # commands of this chunk after the known boundary
         while True:
             try:
                 cmd = reader.gets()
@@ -186,14 +187,17 @@ class Connection(asyncio.Protocol):
                     raise ProtocolError("Protocol error: expected '$', got something else")
             if cmd:
                 inbox.append(cmd)
-            if first and was_scanning:
-                first = False  # that was the command the scanner followed
-            elif boundary >= 0:
-                boundary += resp_size(cmd)
-        if boundary < 0:
-            pass  # the command being watched is still arriving (scanner.feed saw it)
-        elif boundary < len(data):
-            self._watch_pending(data, boundary)
+            if skip_first:
+                skip_first = False  # that was the command the scanner followed
+            elif cmd:
+                counted += 1
+        if boundary >= 0 and reader.has_data():
+            # A command is still arriving: find where it starts (rare, so the
+            # sizes of this chunk's commands are only added up here).
+            for i in range(len(inbox) - counted, len(inbox)):
+                boundary += resp_size(inbox[i])
+            if boundary < len(data):
+                self._watch_pending(data, boundary)
         if len(inbox) > MAX_INBOX:
             self._pause_reading()
 

@@ -20,8 +20,8 @@ from raftkv.commands.table import COMMANDS
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
 from raftkv.server.registry import SERVER_HANDLERS
-from raftkv.statemachine.machine import ABORTED
 from raftkv.server.resp import encode, encode_error
+from raftkv.statemachine.machine import ABORTED
 
 if TYPE_CHECKING:
     from raftkv.server.connection import Connection
@@ -108,7 +108,7 @@ class Dispatcher:
     def _cross_slot(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
         """Redis Cluster's rule: one command (and one transaction) touches one slot."""
         keys = keys_of(spec, argv)
-        if not keys:
+        if not keys or (len(keys) == 1 and conn.multi is None):
             return None
         slot = key_slot(keys[0])
         for key in keys[1:]:

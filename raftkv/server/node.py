@@ -23,7 +23,8 @@ from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
 from raftkv.server.local_group import LocalGroup
-from raftkv.server.resp import encode_error
+from raftkv.replies import Blocked
+from raftkv.server.resp import encode, encode_error
 from raftkv.server.stats import Stats
 from raftkv.statemachine.entry import FLAG_TRANSACTION
 from raftkv.statemachine.machine import StateMachine
@@ -289,9 +290,6 @@ class Node:
     def deliver(self, conn: Connection, pending: Any, value: Any, argv: list[bytes],
                 spec: Any, db: int) -> None:
         """Resolve a pending reply, or park the client again if its command blocked."""
-        from raftkv.replies import Blocked
-        from raftkv.server.resp import encode
-
         if type(value) is Blocked:
             if conn.closing:
                 pending.resolve(b"")

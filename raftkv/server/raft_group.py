@@ -59,6 +59,9 @@ class Proposal:
     shape: Any
     spec: Any
     db: int
+    time_ms: int
+    seed: int
+    flags: int
     lost_at: float = 0.0
 
 
@@ -223,7 +226,10 @@ class RaftGroup:
             proposal = self.proposals.pop(e.index, None)
             if proposal is not None and proposal.term == e.term:
                 conn = proposal.conn
-                replies = sm.apply(e.index, e.data, conn.resp if conn is not None else 2)
+                # The leader still has the commands at hand: no need to decode the entry.
+                replies = sm.apply_commands(e.index, proposal.time_ms, proposal.seed, proposal.db,
+                                            proposal.flags, proposal.commands,
+                                            conn.resp if conn is not None else 2)
                 node.after_apply()
                 if conn is not None and proposal.pending is not None:
                     value = proposal.shape(replies)
@@ -299,15 +305,17 @@ class RaftGroup:
                 pending.resolve(encode(error, conn.resp))
                 return DEFERRED
             return error
-        payload = encode_entry(self.node.now_ms(), self._seed.getrandbits(63), db, commands,
-                               FLAG_TRANSACTION if transaction else 0)
+        now, seed = self.node.now_ms(), self._seed.getrandbits(63)
+        flags = FLAG_TRANSACTION if transaction else 0
+        payload = encode_entry(now, seed, db, commands, flags)
         try:
             index = core.propose(payload)
         except NotLeader:
             return ErrorReply(self.redirect_error(conn, commands[0]))
         if pending is None:
             pending = conn.emit_pending(is_write=True)
-        self.proposals[index] = Proposal(core.term, conn, pending, commands, shape, spec, db)
+        self.proposals[index] = Proposal(core.term, conn, pending, commands, shape, spec, db, now,
+                                         seed, flags)
         self.schedule_ready()
         return DEFERRED
 
