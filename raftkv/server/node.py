@@ -19,11 +19,11 @@ from typing import Any
 
 from raftkv import errors
 from raftkv.config import Config
+from raftkv.replies import Blocked
 from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
 from raftkv.server.local_group import LocalGroup
-from raftkv.replies import Blocked
 from raftkv.server.resp import encode, encode_error
 from raftkv.server.stats import Stats
 from raftkv.statemachine.entry import FLAG_TRANSACTION
