@@ -21,6 +21,7 @@ import hashlib
 import hmac
 import logging
 import os
+import struct
 from collections.abc import Callable
 
 from raftkv.raft import wire
@@ -83,6 +84,9 @@ class PeerLink(asyncio.Protocol):
             return
         for f in frames:
             if self.ready:
+                if f[:1] == b"P":
+                    self.owner.receive_publish(f[1:])
+                    continue
                 if f[:1] != b"M":
                     log.warning("peer %s sent an unknown frame: closing", self.peer)
                     self.close()
@@ -230,6 +234,24 @@ class PeerTransport:
         link = self.links.get(msg.dst)
         if link is not None and link.ready:
             link.send(msg)
+
+    # --- pub/sub fan-out (not Raft: fire and forget) ------------------------------
+    on_publish: Callable[[bytes, bytes, bool], None] | None = None
+
+    def broadcast_publish(self, channel: bytes, message: bytes, shard: bool) -> None:
+        payload = b"P" + struct.pack(">BI", int(shard), len(channel)) + channel + message
+        data = wire.frame(payload)
+        for link in self.links.values():
+            if link.ready and link.transport is not None and not link.transport.is_closing():
+                link.transport.write(data)
+
+    def receive_publish(self, payload: bytes) -> None:
+        if len(payload) < 5 or self.on_publish is None:
+            return
+        shard, n = struct.unpack_from(">BI", payload)
+        if 5 + n > len(payload):
+            return
+        self.on_publish(payload[5:5 + n], payload[5 + n:], bool(shard))
 
     def connected_peers(self) -> set[str]:
         return {p for p, link in self.links.items() if link.ready}

@@ -246,7 +246,7 @@ class Connection(asyncio.Protocol):
         dispatch = self.node.dispatch
         node = self.node
         while inbox and self.stalled is None and not self.closing:
-            if node.paused_until and node.is_paused_for(inbox[0]):
+            if node.paused_until and node.is_paused_for(inbox[0], self):
                 break  # CLIENT PAUSE: resumed by the node when the pause ends
             argv = inbox.popleft()
             dispatch(self, argv)
@@ -329,6 +329,12 @@ class Connection(asyncio.Protocol):
         self.closing = True
         if self.transport is not None:
             self.transport.close()
+
+    def kill(self) -> None:
+        """Disconnect now, dropping unsent output (limits exceeded, CLIENT KILL)."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
     def _pause_reading(self) -> None:
         if not self.paused_reading and self.transport is not None:

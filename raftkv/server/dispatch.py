@@ -19,7 +19,7 @@ from raftkv.commands.spec import CommandSpec
 from raftkv.commands.table import COMMANDS
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
-from raftkv.server.registry import SERVER_HANDLERS
+from raftkv.server.registry import ENTRY_FORMS, SERVER_HANDLERS
 from raftkv.server.resp import encode, encode_error
 from raftkv.statemachine.machine import ABORTED
 
@@ -138,16 +138,24 @@ class Dispatcher:
         try:
             if handler is not None:
                 reply = handler(node, conn, argv)
+            elif spec.name in ENTRY_FORMS:  # scripts: EVALSHA -> EVAL, read or write
+                entry_argv, writes = ENTRY_FORMS[spec.name](node, conn, argv)
+                reply = node.write(conn, [entry_argv], spec=exec_spec) if writes else \
+                    node.read(conn, entry_argv, exec_spec)
             elif exec_spec.is_write:
                 reply = node.write(conn, [argv], spec=exec_spec)
             else:
                 reply = node.read(conn, argv, exec_spec)
         except CommandError as exc:
             reply = ErrorReply(str(exc))
+        usec = (time.perf_counter_ns() - started) // 1000
         cs = stats.command(exec_spec.full_name)
         cs.calls += 1
-        cs.usec += (time.perf_counter_ns() - started) // 1000
+        cs.usec += usec
+        cs.hist[usec.bit_length()] += 1
         stats.commands_processed += 1
+        if usec >= stats.slow_usec:
+            stats.slow_command(conn, exec_spec, argv, usec)
         if type(reply) is ErrorReply:
             cs.failed += 1
             stats.error(reply)
@@ -184,6 +192,7 @@ class Dispatcher:
         is_write = False
         watch_head = self._watch_head(conn)
         self.unwatch(conn)
+        server_replies: dict[int, Any] = {}
         for i, argv in enumerate(queued):
             spec = self.table[argv[0].lower()]
             if spec.name == "select":
@@ -192,11 +201,18 @@ class Dispatcher:
                 continue
             if spec.name in SERVER_HANDLERS:
                 continue
+            form = ENTRY_FORMS.get(spec.name)
+            if form is not None:
+                try:
+                    argv, writes = form(self.node, conn, argv)
+                except CommandError as exc:
+                    server_replies[i] = ErrorReply(str(exc))
+                    continue
+                is_write = is_write or writes
             sm_positions.append(i)
             sm_commands.append(argv)
             is_write = is_write or spec.is_write or self._sub_is_write(argv)
         node = self.node
-        server_replies: dict[int, Any] = {}
         for i, argv in enumerate(queued):
             spec = self.table[argv[0].lower()]
             handler = SERVER_HANDLERS.get(spec.name)

@@ -123,9 +123,8 @@ class LatencyMonitor:
         high, low = max(values), min(values)
         out = [f"{event} - high {high} ms, low {low} ms (all time high {ev.max_ms} ms)",
                "-" * 80]
-        span = max(high - low, 1)
-        # Column height 1..height, proportional to the sample between low and high.
-        heights = [1 + round((v - low) * (height - 1) / span) for v in values]
+        # Column height 1..height, proportional to the sample (the highest fills it).
+        heights = [max(1, round(v * height / high)) if high else 1 for v in values]
         for row in range(height, 0, -1):
             out.append("".join("#" if h >= row else " " for h in heights).rstrip())
         out.append("")

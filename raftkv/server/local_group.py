@@ -20,6 +20,7 @@ from typing import Any
 
 from raftkv.persistence.log import RaftLog
 from raftkv.persistence.snapshot import latest_snapshot, read_snapshot, write_snapshot
+from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import encode_entry
 from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import dump_state, load_state
@@ -56,6 +57,8 @@ class LocalGroup:
         self.child_target: tuple[int, int] | None = None
         self.child_started = 0.0
         self.last_fsync_ms = 0.0
+        self.fsync_stats = DurationStats("aof-fsync-always")  # INFO, /metrics, LATENCY
+        self.fork_stats = DurationStats("fork")
         self._sync_thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._seed = random.Random()
@@ -124,6 +127,7 @@ class LocalGroup:
             started = time.perf_counter()
             self.log.flush(fsync=True)
             self.last_fsync_ms = (time.perf_counter() - started) * 1000
+            self.fsync_stats.record(self.last_fsync_ms / 1000)
         else:
             self.log.flush(fsync=False)
             self.unsynced = self.fsync_policy == "everysec"
@@ -136,7 +140,9 @@ class LocalGroup:
                 if self.unsynced:
                     self.unsynced = False
                     try:
+                        started = time.perf_counter()
                         self.log.sync()
+                        self.fsync_stats.record_background(time.perf_counter() - started)
                     except OSError:
                         log.exception("background fsync of the log failed")
 
@@ -159,6 +165,7 @@ class LocalGroup:
         self.flush()
         index = self.sm.applied_index
         self.log.start_new_segment()
+        forking = time.perf_counter()
         pid = os.fork()
         if pid == 0:  # child: write and leave without running any parent cleanup
             code = 0
@@ -167,6 +174,7 @@ class LocalGroup:
             except BaseException:  # noqa: BLE001 - report by exit code only
                 code = 1
             os._exit(code)
+        self.fork_stats.record(time.perf_counter() - forking)
         self.child_pid = pid
         self.child_target = (index, TERM)
         self.child_started = time.time()

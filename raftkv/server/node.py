@@ -24,6 +24,7 @@ from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
 from raftkv.server.local_group import LocalGroup
+from raftkv.server.pubsub import PubSub
 from raftkv.server.resp import encode, encode_error
 from raftkv.server.stats import Stats
 from raftkv.statemachine.entry import FLAG_TRANSACTION
@@ -52,6 +53,7 @@ class Node:
         self.raft: Any = None  # the RaftGroup when this node is a cluster member
         self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
+        self.pubsub = PubSub(self)
         self.dispatcher = Dispatcher(self)
         self.dispatch = self.dispatcher.dispatch
         self._flush_conns: set[Connection] = set()
@@ -89,6 +91,7 @@ class Node:
             self.group.fsync_policy = value
         elif name == "notify-keyspace-events":
             self.sm.notify_classes = value
+            self.pubsub.config_changed(value)
         elif name == "maxmemory-policy":
             self.sm.access.lfu_enabled = "lfu" in value
         elif name == "lfu-log-factor":
@@ -121,10 +124,18 @@ class Node:
         return _rss_bytes()
 
     def pubsub_channel_count(self) -> int:
-        return 0
+        return len(self.pubsub.channels)
 
     def pubsub_pattern_count(self) -> int:
-        return 0
+        return len(self.pubsub.patterns)
+
+    def broadcast_publish(self, channel: bytes, message: bytes, shard: bool) -> None:
+        """On a cluster, hand a PUBLISH to every other node for its subscribers."""
+        if self.raft is not None:
+            self.raft.transport.broadcast_publish(channel, message, shard)
+
+    def remote_publish(self, channel: bytes, message: bytes, shard: bool) -> None:
+        self.pubsub.publish(channel, message, shard)
 
     def replication_info(self) -> list[tuple[str, object]]:
         raft = self.raft
@@ -164,34 +175,52 @@ class Node:
 
     # --- CLIENT PAUSE ---------------------------------------------------------------------
     def pause_clients(self, seconds: float, writes_only: bool) -> None:
-        self.paused_until = time.monotonic() + seconds
+        now = time.monotonic()
+        # As Redis: the new mode replaces the old one, a longer pause in effect is kept.
+        self.paused_until = max(self.paused_until, now + seconds)
         self.pause_writes_only = writes_only
-        self.loop.call_later(seconds, self._resume_paused)
+        self.loop.call_later(self.paused_until - now, self._resume_paused)
 
     def unpause_clients(self) -> None:
         self.paused_until = 0.0
         self._resume_paused()
 
     def _resume_paused(self) -> None:
-        if self.paused_until and time.monotonic() < self.paused_until:
+        remaining = self.paused_until - time.monotonic() if self.paused_until else 0.0
+        if remaining > 0:
+            # A timer may fire a little early (or an older one after a longer pause).
+            self.loop.call_later(remaining, self._resume_paused)
             return
         self.paused_until = 0.0
         for conn in list(self.clients.values()):
             if conn.inbox and conn.stalled is None:
                 conn.process()
 
-    def is_paused_for(self, argv: list[bytes]) -> bool:
-        """CLIENT PAUSE holds this command (all commands, or only writes with WRITE)."""
+    # Not write commands, but paused by CLIENT PAUSE WRITE (Redis's may-replicate).
+    _MAY_REPLICATE = frozenset((b"eval", b"evalsha", b"fcall", b"publish", b"spublish",
+                                b"pfcount"))
+
+    def is_paused_for(self, argv: list[bytes], conn: Connection | None = None) -> bool:
+        """CLIENT PAUSE holds this command: every command under ALL (as Redis, even
+        CLIENT and PING), or under WRITE the writes and may-replicate commands,
+        and EXEC of a transaction that holds one."""
         if time.monotonic() >= self.paused_until:
             self.paused_until = 0.0
             return False
-        name = argv[0].lower()
-        if name in (b"client", b"ping", b"info", b"config", b"quit"):
-            return False
         if not self.pause_writes_only:
             return True
+        return self._may_replicate(argv) or (
+            argv[0].lower() == b"exec" and conn is not None and conn.multi is not None
+            and any(self._may_replicate(queued) for queued in conn.multi))
+
+    def _may_replicate(self, argv: list[bytes]) -> bool:
+        name = argv[0].lower()
         spec = self.dispatcher.table.get(name)
-        return spec is not None and (spec.is_write or name in (b"eval", b"evalsha", b"exec"))
+        if spec is None:
+            return False
+        if spec.subcommands and len(argv) > 1:
+            spec = spec.subcommands.get(argv[1].decode("latin-1").lower(), spec)
+        return spec.is_write or name in self._MAY_REPLICATE
 
     # --- clients ----------------------------------------------------------------------
     def next_client_id(self) -> int:
@@ -214,7 +243,9 @@ class Node:
         self._flush_conns.discard(conn)
         self.monitors.discard(conn)
         self.blocking.forget(conn)
+        self.pubsub.unsubscribe_all(conn)
         self.dispatcher.forget(conn)
+        self.stats.connection_closed(conn)
 
     # --- end-of-turn flush ------------------------------------------------------------------
     def schedule_flush(self, conn: Connection) -> None:
@@ -241,14 +272,14 @@ class Node:
             size = conn.output_buffer_size()
             if hard and size > hard:
                 log.warning("client %s closed: output buffer over the hard limit", conn.addr)
-                conn.close()
+                conn.kill()
             elif soft and size > soft:
                 now = time.monotonic()
                 if conn.soft_limit_since is None:
                     conn.soft_limit_since = now
                 elif now - conn.soft_limit_since > seconds:
                     log.warning("client %s closed: output buffer over the soft limit", conn.addr)
-                    conn.close()
+                    conn.kill()
             else:
                 conn.soft_limit_since = None
 
@@ -315,7 +346,9 @@ class Node:
             self.dispatcher.keys_touched(dirty)
             self.blocking.keys_touched(dirty)
         if sm.events:
-            sm.events.clear()  # keyspace notifications are delivered by the pub/sub layer
+            events = sm.events
+            sm.events = []
+            self.pubsub.notify(events)
 
     def feed_monitors(self, conn: Connection, argv: list[bytes]) -> None:
         """MONITOR: every command as Redis prints it, to every monitoring client."""
@@ -408,6 +441,8 @@ class Node:
             self.group.start_background_sync()
         if self.raft is not None:
             await self.raft.start()
+        from raftkv.server import metrics
+        await metrics.start(self)  # counters follow CONFIG SET; /metrics if metrics-port
         self._every(0.1, self.active_expire)
         self._every(0.1, self._cron)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -435,6 +470,8 @@ class Node:
             t.cancel()
         if self.server is not None:
             self.server.close()
+        from raftkv.server import metrics
+        metrics.stop(self)
         self._flush()
         for conn in list(self.clients.values()):
             conn.close()

@@ -32,6 +32,7 @@ from raftkv.raft.transport import PeerTransport
 from raftkv.raft.types import EntryKind, Message, NotLeader, Role, SnapshotMeta
 from raftkv.replies import ErrorReply
 from raftkv.server.dispatch import DEFERRED
+from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
 from raftkv.statemachine.serialize import dump_state, load_state
 
@@ -98,6 +99,8 @@ class RaftGroup:
         self.role = Role.FOLLOWER
         self.elections_seen = 0
         self.last_fsync_ms = 0.0
+        self.fsync_stats = DurationStats("aof-fsync-always")  # INFO raft, /metrics, LATENCY
+        self.fork_stats = DurationStats("fork")
         self.snap_child: int | None = None
         self.snap_target: SnapshotMeta | None = None
         self.unsynced = False
@@ -110,6 +113,7 @@ class RaftGroup:
         self.transport = PeerTransport(
             my_id, (host, int(port) + offset), self.peer_address, cfg.get("cluster-secret"),
             self.on_message, self.member_ids)
+        self.transport.on_publish = node.remote_publish
         self._seed = random.Random()
 
     # --- membership & addresses ------------------------------------------------------
@@ -188,6 +192,7 @@ class RaftGroup:
                 storage.flush(fsync=sync)
                 if sync:
                     self.last_fsync_ms = (time.perf_counter() - started) * 1000
+                    self.fsync_stats.record(self.last_fsync_ms / 1000)
                 else:
                     self.unsynced = self.fsync_policy == "everysec"
             send = self.transport.send
@@ -417,6 +422,7 @@ class RaftGroup:
         meta = SnapshotMeta(index, self.storage.term(index), self.core.conf_state_at(index))
         self.storage.flush(fsync=False)
         self.storage.log.start_new_segment()
+        forking = time.perf_counter()
         pid = os.fork()
         if pid == 0:
             code = 0
@@ -426,6 +432,7 @@ class RaftGroup:
             except BaseException:  # noqa: BLE001
                 code = 1
             os._exit(code)
+        self.fork_stats.record(time.perf_counter() - forking)
         self.snap_child = pid
         self.snap_target = meta
         self.child_started = time.time()
@@ -472,7 +479,9 @@ class RaftGroup:
                 if self.unsynced:
                     self.unsynced = False
                     try:
+                        started = time.perf_counter()
                         self.storage.log.sync()
+                        self.fsync_stats.record_background(time.perf_counter() - started)
                     except OSError:
                         log.exception("background fsync of the log failed")
 

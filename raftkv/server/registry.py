@@ -22,3 +22,21 @@ def server_command(*names: str) -> Callable[[ServerHandler], ServerHandler]:
         return fn
 
     return register
+
+
+# Commands the node rewrites before running them as a state-machine command:
+# ``fn(node, conn, argv) -> (argv, is_write)`` gives the command to apply (EVALSHA
+# becomes EVAL of the cached body) and whether it goes through the log (a script
+# that may write) or is served as a local read (EVAL_RO, ``no-writes`` scripts).
+# A CommandError rejects the command. The dispatcher uses it alone and in MULTI.
+EntryForm = Callable[..., tuple[list[bytes], bool]]
+ENTRY_FORMS: dict[str, EntryForm] = {}
+
+
+def entry_form(*names: str) -> Callable[[EntryForm], EntryForm]:
+    def register(fn: EntryForm) -> EntryForm:
+        for name in names:
+            ENTRY_FORMS[name] = fn
+        return fn
+
+    return register

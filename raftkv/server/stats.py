@@ -13,6 +13,8 @@ which decides whether it goes to the SLOWLOG, the latency monitor, or both.
 
 from __future__ import annotations
 
+import os
+import resource
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
@@ -25,6 +27,15 @@ if TYPE_CHECKING:
 
 HIST_BUCKETS = 64  # usec < 2**63 always: bit_length() <= 63
 NEVER = 2**63  # a threshold no duration reaches
+
+
+def rss_bytes() -> int:
+    """The process's resident set size (what INFO reports as used memory)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
 class CommandStats:
@@ -105,6 +116,8 @@ class Stats:
         self.latency_tracking = True
         self.percentiles: list[float] = [50.0, 99.0, 99.9]
         self.clients: dict[int, Connection] = {}  # the node's, once bound
+        self.startup_memory = rss_bytes()
+        self.peak_memory = self.startup_memory
         self.reset()
 
     def reset(self) -> None:

@@ -1,4 +1,4 @@
-"""Server administration: SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN TIME DEBUG FUNCTION MONITOR."""
+"""Server administration: SAVE BGSAVE BGREWRITEAOF LASTSAVE SHUTDOWN TIME DEBUG MONITOR."""
 
 from __future__ import annotations
 
@@ -77,19 +77,6 @@ def monitor(node, conn, argv):
     conn.monitor = True
     node.monitors.add(conn)
     return OK
-
-
-@server_command("function")
-def function(node, conn, argv):
-    sub = argv[1].lower()
-    if sub == b"flush":
-        if len(argv) > 3 or (len(argv) == 3 and argv[2].upper() not in (b"ASYNC", b"SYNC")):
-            raise CommandError(errors.SYNTAX)
-        return OK  # no functions exist yet: flushing none is a valid state
-    if sub == b"list":
-        return []
-    return [Simple("FUNCTION <subcommand> [<arg> [value] [opt] ...]. Subcommands are:"),
-            Simple("LIST"), Simple("FLUSH [ASYNC|SYNC]"), Simple("HELP")]
 
 
 _DEBUG_HELP = [

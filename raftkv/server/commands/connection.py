@@ -51,8 +51,7 @@ def reset_connection(node, conn) -> None:
     conn.readonly = False
     node.monitors.discard(conn)
     conn.monitor = False
-    if hasattr(node, "pubsub"):
-        node.pubsub.unsubscribe_all(conn)
+    node.pubsub.unsubscribe_all(conn)
     conn.tracking = None
     conn.authenticated = not node.auth_required()
     conn.user = "default"
@@ -132,11 +131,8 @@ def hello(node, conn, argv):
 
 @server_command("select")
 def select(node, conn, argv):
-    try:
-        index = parse_int(argv[1])
-    except CommandError:
-        raise CommandError(errors.INVALID_DB) from None
-    if node.cluster_mode():
+    index = parse_int(argv[1])
+    if node.cluster_mode() and index != 0:
         raise CommandError("ERR SELECT is not allowed in cluster mode")
     if not 0 <= index < len(node.sm.dbs):
         raise CommandError(errors.DB_INDEX)
@@ -244,13 +240,13 @@ def client(node, conn, argv):
         return _client_list(node, argv[2:])
     if sub == b"kill":
         return _client_kill(node, conn, argv[2:])
-    if sub == b"pause":
+    if sub == b"pause" and len(argv) <= 4:
+        mode = argv[3].upper() if len(argv) > 3 else b"ALL"
+        if mode not in (b"ALL", b"WRITE"):
+            raise CommandError("ERR CLIENT PAUSE mode must be WRITE or ALL")
         timeout = parse_int(argv[2], "ERR timeout is not an integer or out of range")
         if timeout < 0:
             raise CommandError("ERR timeout is negative")
-        mode = argv[3].upper() if len(argv) > 3 else b"ALL"
-        if mode not in (b"ALL", b"WRITE") or len(argv) > 4:
-            raise CommandError(errors.SYNTAX)
         node.pause_clients(timeout / 1000.0, writes_only=mode == b"WRITE")
         return OK
     if sub == b"unpause":
@@ -284,16 +280,14 @@ def _client_list(node, args):
         if opt == b"TYPE" and i + 1 < len(args):
             kind = args[i + 1].lower().decode("latin-1")
             if kind not in ("normal", "master", "replica", "slave", "pubsub"):
-                raise CommandError(f"ERR Unknown client type '{kind}'")
+                raise CommandError(
+                    f"ERR Unknown client type '{args[i + 1].decode('utf-8', 'replace')}'")
             conns = [c for c in conns if _client_type(c) == kind]
             i += 2
         elif opt == b"ID" and i + 1 < len(args):
             ids = set()
             for raw in args[i + 1:]:
-                value = parse_int(raw, "ERR Invalid client ID")
-                if value <= 0:
-                    raise CommandError("ERR Invalid client ID")
-                ids.add(value)
+                ids.add(parse_int(raw, "ERR Invalid client ID"))
             conns = [c for c in conns if c.id in ids]
             i = len(args)
         else:
@@ -355,4 +349,4 @@ def _kill(me, target) -> None:
         me.close_after_reply = True
         me.closing = True
     else:
-        target.close()
+        target.kill()
