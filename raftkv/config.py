@@ -61,7 +61,7 @@ DIRECTIVES: list[Directive] = [
     D("dir", "string", "./data", mutable=False),
     # persistence
     D("appendonly", "bool", "yes"),
-    D("appendfsync", "enum", "everysec", choices="always everysec no"),
+    D("appendfsync", "enum", "everysec", choices="everysec always no"),  # Redis's order
     D("appendfilename", "string", "appendonly.aof", mutable=False),
     D("appenddirname", "string", "appendonlydir", mutable=False),
     D("dbfilename", "string", "dump.rdb"),
@@ -119,10 +119,27 @@ DIRECTIVES: list[Directive] = [
     D("requirepass", "string", ""),
     D("aclfile", "string", "", mutable=False),
     D("acllog-max-len", "int", "128", 0, _MAXINT),
+    # TLS (raftkv/server/tls.py)
+    D("tls-port", "int", "0", 0, 65535, mutable=False),
+    D("tls-cert-file", "string", "", mutable=False),
+    D("tls-key-file", "string", "", mutable=False),
+    D("tls-key-file-pass", "string", "", mutable=False),
+    D("tls-client-cert-file", "string", "", mutable=False),
+    D("tls-client-key-file", "string", "", mutable=False),
+    D("tls-ca-cert-file", "string", "", mutable=False),
+    D("tls-ca-cert-dir", "string", "", mutable=False),
+    D("tls-auth-clients", "enum", "yes", choices="yes no optional", mutable=False),
+    D("tls-protocols", "string", "", mutable=False),
+    D("tls-ciphers", "string", "", mutable=False),
+    D("tls-ciphersuites", "string", "", mutable=False),
+    D("tls-prefer-server-ciphers", "bool", "no", mutable=False),
+    D("tls-cluster", "bool", "no", mutable=False),
     # replication / cluster (raftkv)
     D("replica-read-only", "bool", "yes", aliases="slave-read-only"),
     D("cluster-enabled", "bool", "no", mutable=False),
     D("cluster-peers", "string", "", mutable=False),
+    # A node added to a running group: start with empty storage, learn the membership.
+    D("cluster-join", "bool", "no", mutable=False),
     D("cluster-port", "int", "0", 0, 65535, mutable=False),
     D("cluster-secret", "string", "", mutable=False),
     D("cluster-node-timeout", "int", "15000", 0, _MAXINT),

@@ -26,8 +26,6 @@ value                   RESP2                  RESP3
 
 from __future__ import annotations
 
-import math
-
 
 class Simple(str):
     """A status reply such as ``+OK``."""
@@ -85,18 +83,10 @@ PONG = Simple("PONG")
 
 
 def format_double(value: float) -> bytes:
-    """Format a double the way Redis does for replies (``%.17g`` shortest round-trip)."""
-    if math.isinf(value):
-        return b"inf" if value > 0 else b"-inf"
-    if value == int(value) and abs(value) < 1e17:
-        return b"%d" % int(value)
-    text = repr(value)
-    if "e" in text:
-        mantissa, exp = text.split("e")
-        sign = exp[0] if exp[0] in "+-" else "+"
-        digits = exp.lstrip("+-").rjust(2, "0")
-        text = f"{mantissa}e{sign}{digits}"
-    return text.encode()
+    """Format a double the way Redis 7.2 does in replies."""
+    from raftkv.dtoa import format_score
+
+    return format_score(value)
 
 
 class Blocked:
@@ -107,11 +97,18 @@ class Blocked:
     of them changes, or answers ``timeout_reply`` after ``timeout`` seconds
     (0 = forever). A handler returns this only when ``ctx.can_block``;
     inside MULTI or a script it answers ``timeout_reply`` at once instead.
+    ``rerun_argv``, when given, is what to run instead of the original command
+    when the client is woken (XREAD's ``$`` resolved to a concrete ID).
+    ``per_client`` says whether waiters wait for different things, so one
+    waiter still blocking does not mean the next one would block too.
     """
 
-    __slots__ = ("keys", "timeout", "timeout_reply")
+    __slots__ = ("keys", "timeout", "timeout_reply", "rerun_argv", "per_client")
 
-    def __init__(self, keys: list[bytes], timeout: float, timeout_reply: object) -> None:
+    def __init__(self, keys: list[bytes], timeout: float, timeout_reply: object,
+                 rerun_argv: list[bytes] | None = None, per_client: bool = False) -> None:
         self.keys = keys
         self.timeout = timeout
         self.timeout_reply = timeout_reply
+        self.rerun_argv = rerun_argv
+        self.per_client = per_client

@@ -1,4 +1,4 @@
-"""CLUSTER and its subcommands, ASKING."""
+"""CLUSTER and its subcommands, ASKING, and the RAFT.* membership commands."""
 
 from raftkv.commands.spec import C
 
@@ -21,5 +21,19 @@ COMMANDS = [
         C("replicas", 3, "admin " + _RO, 0, 0, 0, "Lists the replica nodes of a master node.", "5.0.0"),
         C("slaves", 3, "admin " + _RO, 0, 0, 0, "Lists the replica nodes of a master node.", "3.0.0"),
         C("help", 2, _RO, 0, 0, 0, "Returns helpful text about the different subcommands.", "5.0.0"),
+        C("failover", -2, "admin stale noscript", 0, 0, 0,
+          "Forces a replica to perform a manual failover of its master.", "3.0.0"),
     ]),
+    # raftkv's own: the slot group's Raft membership and leadership (raftkv-admin uses them).
+    C("raft.status", 1, "admin " + _RO, 0, 0, 0,
+      "Returns the Raft group as this node sees it, with each member's progress on the leader.",
+      "7.2.0", group=K),
+    C("raft.transfer", 2, "admin noscript", 0, 0, 0,
+      "Hands the group's leadership to a voter; answered when the voter leads.", "7.2.0", group=K),
+    C("raft.addnode", -2, "admin noscript", 0, 0, 0,
+      "Adds a node to the group, as a voter or (LEARNER) as a non-voting learner.", "7.2.0",
+      group=K),
+    C("raft.promote", 2, "admin noscript", 0, 0, 0, "Makes a learner a voter.", "7.2.0", group=K),
+    C("raft.removenode", 2, "admin noscript", 0, 0, 0, "Removes a node from the group.", "7.2.0",
+      group=K),
 ]

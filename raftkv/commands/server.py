@@ -57,8 +57,14 @@ COMMANDS = [
         _HELP,
     ]),
     C("function", -2, "", 0, 0, 0, "A container for function commands.", "7.0.0", group="scripting", sub=[
+        C("delete", 3, "write noscript", 0, 0, 0, "Deletes a library and its functions.", "7.0.0"),
+        C("dump", 2, "noscript", 0, 0, 0, "Dumps all libraries into a serialized binary payload.", "7.0.0"),
         C("flush", -2, "write noscript", 0, 0, 0, "Deletes all libraries and functions.", "7.0.0"),
+        C("kill", 2, "noscript allow_busy", 0, 0, 0, "Terminates a function during execution.", "7.0.0"),
         C("list", -2, "noscript", 0, 0, 0, "Returns information about all libraries.", "7.0.0"),
+        C("load", -3, "write denyoom noscript", 0, 0, 0, "Creates a library.", "7.0.0"),
+        C("restore", -3, "write denyoom noscript", 0, 0, 0, "Restores all libraries from a payload.", "7.0.0"),
+        C("stats", 2, "noscript allow_busy", 0, 0, 0, "Returns information about a function during execution.", "7.0.0"),
         _HELP,
     ]),
 ]

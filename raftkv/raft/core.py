@@ -50,6 +50,16 @@ The driver repeats, on its event loop::
 * A new group: every initial member writes ``bootstrap_entries(voters)`` and
   HardState(term=1, commit=len(voters)) to its empty storage; a node added
   later starts with empty storage and learns everything from the leader.
+* Snapshots: the driver snapshots its state machine at some applied index i
+  and compacts its storage up to at most i (``storage.snapshot()`` must
+  always cover ``first_index() - 1``). When a follower needs compacted
+  entries, the leader streams ``storage.snapshot()`` in ``snap_chunk_size``
+  chunks, one in flight, each acked by SnapResp (resent after
+  ``snap_resend_ticks`` without an ack). The follower buffers the chunks and
+  installs on the last one; the Ready then carries ``snapshot``.
+* ``rd.committed_entries`` may include entries of ``rd.entries`` (a follower
+  learns an entry and its commit in one message); step 1 before step 3
+  makes that safe.
 
 Safety notes
 ============
@@ -61,7 +71,15 @@ Safety notes
   leader's up to it: from an append, min(leader commit, last index the
   append verified); from a heartbeat, only if its entry at that index has
   the term the leader says; from a snapshot, only by installing it (index >
-  commit) or when its log already holds the snapshot's (index, term).
+  commit) or when its log already holds the snapshot's (index, term). A
+  snapshot chunk by itself changes nothing. A stale snapshot (index <=
+  commit) is answered with an AppResp carrying the follower's commit index:
+  not its last index, which may end in entries the leader never had.
+* Votes: with check_quorum (the default) a node ignores vote requests for
+  ``election_tick`` ticks after it last heard from a leader, whatever its
+  term (this is the leader lease that pre-vote and lease reads rely on),
+  unless the request comes from a leadership transfer. With pre_vote, a node
+  raises its term only after a majority granted a pre-vote.
 """
 
 from __future__ import annotations
@@ -524,7 +542,9 @@ class RaftNode:
         for v in self.conf.voters:
             if v != self.id:
                 self.msgs.append(
-                    Message(mtype, self.id, v, term=term, index=last, log_term=last_term, context=ctx)
+                    Message(
+                        mtype, self.id, v, term=term, index=last, log_term=last_term, context=ctx
+                    )
                 )
 
     def _won_election(self) -> None:
@@ -816,14 +836,16 @@ class RaftNode:
                     pr.become_probe()
                 self._maybe_send_append(m.src, pr)
             return
-        if not pr.maybe_update(m.index):
-            return
-        if pr.state is ProgressState.PROBE:
-            pr.become_replicate()
-        elif pr.state is ProgressState.SNAPSHOT:
+        updated = pr.maybe_update(m.index)
+        if pr.state is ProgressState.SNAPSHOT:
+            # Installed (or found stale): back to appends once the log covers it.
             if pr.match >= pr.pending_snapshot or pr.match + 1 >= self.log.first_index():
                 pr.become_probe()
                 pr.become_replicate()
+        elif not updated:
+            return  # a duplicate or reordered ack
+        elif pr.state is ProgressState.PROBE:
+            pr.become_replicate()
         else:
             pr.inflights.free_le(m.index)
         if self._maybe_commit():

@@ -193,9 +193,8 @@ class RaftLog:
     # ---- the driver's progress ---------------------------------------------
 
     def has_unsent(self) -> bool:
-        return (
-            self.in_progress < self.offset + len(self.unstable)
-            or (self.snapshot is not None and not self.snapshot_in_progress)
+        return self.in_progress < self.offset + len(self.unstable) or (
+            self.snapshot is not None and not self.snapshot_in_progress
         )
 
     def take_unsent_entries(self) -> list[Entry]:

@@ -2,7 +2,8 @@
 
 One ``Simulation`` is one seed: a group of 3 or 5 voters (plus spare nodes
 that membership changes may add), an in-memory network that drops, delays,
-duplicates, reorders and partitions messages, nodes that crash (losing all
+duplicates, reorders and partitions messages (including one-way link
+cuts), nodes whose clocks drift a little, nodes that crash (losing all
 volatile state, keeping their MemStorage) and pause (then catch up on missed
 ticks, as a driver on a monotonic clock would), clients that propose values
 and issue ReadIndex and lease reads, snapshots/compaction, membership changes
@@ -70,6 +71,9 @@ NodeFactory = Callable[[Config, MemStorage, random.Random], RaftNode]
 
 _SNAP_HEAD = struct.Struct("<QI")  # applied index, state digest
 
+# Seeds from here on use a harsher fault mix (SimOptions.for_seed).
+HARSH_SEED_BASE = 1_000_000
+
 
 @dataclass(slots=True)
 class SimOptions:
@@ -90,7 +94,8 @@ class SimOptions:
     # faults (probability per step)
     crash: float = 0.0
     leader_crash: float = 0.0  # crash whichever node leads
-    partition: float = 0.0
+    partition: float = 0.0  # half the time a split in two sides, else one-way link cuts
+    drift: bool = False  # some clocks run ~2% fast or slow (well inside lease_margin_ticks)
     pause: float = 0.0
     # clients (per step)
     propose: float = 0.5
@@ -123,6 +128,7 @@ class SimOptions:
         o.crash = r.choice((0.0, 0.01, 0.03))
         o.leader_crash = r.choice((0.0, 0.0, 0.02, 0.05))
         o.partition = r.choice((0.0, 0.01, 0.03))
+        o.drift = r.random() < 0.3
         o.pause = r.choice((0.0, 0.0, 0.01))
         o.propose = r.choice((0.3, 0.8))
         o.read = r.choice((0.0, 0.3))
@@ -137,6 +143,11 @@ class SimOptions:
         if r.random() < 0.3:
             o.transfer = r.choice((0.01, 0.03))
         o.wire = r.random() < 0.1
+        if seed >= HARSH_SEED_BASE:
+            # Frequent snapshots in many small chunks, leader crashes, partitions.
+            o.compact, o.snap_padding, o.snap_chunk_size = 0.3, 1000, 64
+            o.crash, o.leader_crash, o.partition, o.drop = 0.03, 0.05, 0.03, 0.05
+            o.propose = 0.8
         return o
 
 
@@ -150,6 +161,7 @@ class SimNode:
         "down_until",
         "paused_until",
         "missed_ticks",
+        "clock_skew",
         "proposals",
     )
 
@@ -162,6 +174,8 @@ class SimNode:
         self.down_until = 0
         self.paused_until = 0
         self.missed_ticks = 0
+        # 0, or +K (one extra tick every K steps) or -K (one tick fewer).
+        self.clock_skew = 0
         # index -> (term, data) of proposals made on this node, not yet applied
         self.proposals: dict[int, tuple[int, bytes]] = {}
 
@@ -199,7 +213,9 @@ class Simulation:
         self.check = _Checker()
         self._queue: list[tuple[int, int, Message]] = []
         self._seq = 0
+        # Either sides of a split (node -> side) or a set of cut (src, dst) links.
         self._partition: dict[str, int] | None = None
+        self._cut: set[tuple[str, str]] = set()
         self._ctx = 0
         self._faults = True
         o = self.opts
@@ -209,6 +225,8 @@ class Simulation:
         for nid in ids:
             st = MemStorage.bootstrap(self.voters0) if nid in self.voters0 else MemStorage()
             sn = SimNode(nid, st)
+            if o.drift:
+                sn.clock_skew = self.rng.choice((0, 50, -50))
             self.nodes[nid] = sn
             if nid in self.voters0:
                 self._record_log(st, st.entries(1, st.last_index() + 1, 1 << 30), None)
@@ -243,8 +261,13 @@ class Simulation:
                     sn.raft.tick()
                     self._observe(sn)
                 sn.missed_ticks = 0
-            sn.raft.tick()
-            self._observe(sn)
+            ticks = 1
+            skew = sn.clock_skew
+            if skew and self.now % abs(skew) == 0:
+                ticks = 2 if skew > 0 else 0  # a fast clock ticks twice, a slow one skips
+            for _ in range(ticks):
+                sn.raft.tick()
+                self._observe(sn)
         self._deliver()
         if self._faults:
             if rng.random() < o.propose:
@@ -472,11 +495,14 @@ class Simulation:
         if len(due) > 1:
             self.rng.shuffle(due)
         part = self._partition
+        cut = self._cut
         for m in due:
             sn = self.nodes.get(m.dst)
             if sn is None or sn.raft is None:
                 continue
             if part is not None and part.get(m.src) != part.get(m.dst):
+                continue
+            if cut and (m.src, m.dst) in cut:
                 continue
             if sn.paused_until > now:
                 self._seq += 1
@@ -502,11 +528,17 @@ class Simulation:
             if leaders:
                 self._crash(rng.choice(leaders))
         if o.partition and rng.random() < o.partition:
-            if self._partition is None:
+            if self._partition is not None or self._cut:
+                self._partition = None
+                self._cut = set()
+            elif rng.random() < 0.5:
                 self._partition = {sn.id: rng.randrange(2) for sn in nodes}
                 self._bump("partitions")
             else:
-                self._partition = None
+                ids = [sn.id for sn in nodes]
+                pairs = [(a, b) for a in ids for b in ids if a != b]
+                self._cut = set(rng.sample(pairs, rng.randint(1, min(4, len(pairs)))))
+                self._bump("link_cuts")
         if o.pause and rng.random() < o.pause:
             sn = rng.choice(nodes)
             if sn.raft is not None and sn.paused_until <= self.now:
@@ -521,7 +553,9 @@ class Simulation:
         ]
 
     def _alive(self) -> list[SimNode]:
-        return [sn for sn in self.nodes.values() if sn.raft is not None and sn.paused_until <= self.now]
+        return [
+            sn for sn in self.nodes.values() if sn.raft is not None and sn.paused_until <= self.now
+        ]
 
     def _client_propose(self) -> None:
         alive = self._alive()
@@ -619,6 +653,7 @@ class Simulation:
         o = self.opts
         self._faults = False
         self._partition = None
+        self._cut = set()
         o.drop = o.dup = o.reorder = 0.0
         for sn in self.nodes.values():
             if sn.raft is None:

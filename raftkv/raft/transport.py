@@ -11,7 +11,11 @@ challenge over the shared ``cluster-secret``::
     acceptor -> OK
 
 A connection that fails it is closed and logged. Messages to a peer that is
-not connected are dropped: Raft retransmits.
+not connected are dropped: Raft retransmits. After the handshake a frame is
+``M`` + a Raft message, ``P`` + a PUBLISH to fan out, ``T`` + a node id: a
+follower asking the leader to hand leadership to that node (CLUSTER FAILOVER),
+or ``R``: "your removal from the group is committed" (the leader stops
+replicating to a node when it appends its removal, so the node never sees it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import logging
 import os
 import struct
 from collections.abc import Callable
+from typing import Any
 
 from raftkv.raft import wire
 from raftkv.raft.types import Message
@@ -86,6 +91,13 @@ class PeerLink(asyncio.Protocol):
             if self.ready:
                 if f[:1] == b"P":
                     self.owner.receive_publish(f[1:])
+                    continue
+                if f[:1] == b"T":
+                    self.owner.receive_transfer(self.peer, f[1:])
+                    continue
+                if f[:1] == b"R":
+                    if self.owner.on_removed is not None and self.peer is not None:
+                        self.owner.on_removed(self.peer)
                     continue
                 if f[:1] != b"M":
                     log.warning("peer %s sent an unknown frame: closing", self.peer)
@@ -183,10 +195,15 @@ class PeerTransport:
         self._closed = False
         self.bytes_sent = 0
 
+    # tls-cluster: ssl.SSLContext objects for accepting and dialing (raftkv/server/tls.py).
+    ssl_server: Any = None
+    ssl_client: Any = None
+
     async def start(self) -> None:
         loop = asyncio.get_event_loop()
         self._server = await loop.create_server(lambda: PeerLink(self, None), self.listen[0],
-                                                self.listen[1], reuse_address=True)
+                                                self.listen[1], reuse_address=True,
+                                                ssl=self.ssl_server)
 
     def ensure_peers(self, peers: set[str]) -> None:
         """Dial every peer with a larger id that has no connection or dialer yet."""
@@ -210,7 +227,8 @@ class PeerTransport:
             host, port = self.peer_address(peer)
             try:
                 _t, proto = await asyncio.wait_for(
-                    loop.create_connection(lambda p=peer: PeerLink(self, p), host, port), 2.0)
+                    loop.create_connection(lambda p=peer: PeerLink(self, p), host, port,
+                                           ssl=self.ssl_client), 2.0)
                 if await proto.connected:
                     delay = 0.05
                     continue
@@ -252,6 +270,29 @@ class PeerTransport:
         if 5 + n > len(payload):
             return
         self.on_publish(payload[5:5 + n], payload[5 + n:], bool(shard))
+
+    # --- leadership transfer requests (CLUSTER FAILOVER on a follower) ------------------
+    on_transfer: Callable[[str, str], None] | None = None
+
+    def send_transfer(self, to: str, target: str) -> bool:
+        """Ask ``to`` (the leader) to hand leadership to ``target``; False if not connected."""
+        link = self.links.get(to)
+        if link is None or not link.ready:
+            return False
+        link._send_raw(b"T" + target.encode())
+        return True
+
+    def receive_transfer(self, src: str | None, payload: bytes) -> None:
+        if src is not None and self.on_transfer is not None:
+            self.on_transfer(src, payload.decode("utf-8", "replace"))
+
+    # --- "you are no longer a member" (a removed node never gets the entry removing it) ---
+    on_removed: Callable[[str], None] | None = None
+
+    def send_removed(self, to: str) -> None:
+        link = self.links.get(to)
+        if link is not None and link.ready:
+            link._send_raw(b"R")
 
     def connected_peers(self) -> set[str]:
         return {p for p, link in self.links.items() if link.ready}

@@ -103,7 +103,9 @@ def encode(msg: Message) -> bytes:
         meta = msg.snap_meta
         if meta is not None:
             conf = meta.conf
-            parts.append(SNAP_HEADER.pack(meta.index, meta.term, len(conf.voters), len(conf.learners)))
+            parts.append(
+                SNAP_HEADER.pack(meta.index, meta.term, len(conf.voters), len(conf.learners))
+            )
             for node in conf.voters + conf.learners:
                 b = _id_bytes(node)
                 parts.append(U16.pack(len(b)))

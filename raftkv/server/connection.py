@@ -154,7 +154,9 @@ class Connection(asyncio.Protocol):
     # --- parsing --------------------------------------------------------------------
     def _parse(self, data: bytes) -> None:
         reader = self.reader
-        if self.inline_buf or (not reader.len() and data[:1] != b"*"):
+        # Between commands (nothing partial: the scanner follows any partial one),
+        # a chunk that does not start with '*' is an inline command.
+        if self.inline_buf or (not self.scanner.active and data[:1] != b"*"):
             data = self._parse_inline(data)
             if not data:
                 return
@@ -191,9 +193,10 @@ class Connection(asyncio.Protocol):
                 skip_first = False  # that was the command the scanner followed
             elif cmd:
                 counted += 1
-        if boundary >= 0 and reader.has_data():
-            # A command is still arriving: find where it starts (rare, so the
-            # sizes of this chunk's commands are only added up here).
+        if boundary >= 0:
+            # hiredis does not say whether a command is still arriving (it parses
+            # partial arrays into its own stack), so add up what it returned: any
+            # bytes of this chunk beyond that are the start of the next command.
             for i in range(len(inbox) - counted, len(inbox)):
                 boundary += resp_size(inbox[i])
             if boundary < len(data):

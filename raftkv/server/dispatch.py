@@ -19,6 +19,7 @@ from raftkv.commands.spec import CommandSpec
 from raftkv.commands.table import COMMANDS
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
+from raftkv.server.acl import AclManager  # also registers the replicated __acl command
 from raftkv.server.registry import ENTRY_FORMS, SERVER_HANDLERS
 from raftkv.server.resp import encode, encode_error
 from raftkv.statemachine.machine import ABORTED
@@ -48,6 +49,9 @@ class Dispatcher:
         self.node = node
         self.table: dict[bytes, CommandSpec] = {n.encode(): s for n, s in COMMANDS.items()}
         self.watchers: dict[tuple[int, bytes], set[Connection]] = {}
+        acl: AclManager = node.acl
+        self.acl_check = acl.check
+        self.acl_open = acl.unrestricted  # users allowed everything: no ACL check
         import raftkv.server.commands  # noqa: F401 - registers the server handlers
 
     # --- the gates ---------------------------------------------------------------------
@@ -65,23 +69,30 @@ class Dispatcher:
                 return self._reject(conn, errors.unknown_container_subcommand(
                     argv[1].decode("utf-8", "replace"), spec.name), queueing=True)
             if not sub.arity_ok(len(argv)):
-                return self._reject(conn, errors.wrong_arity(sub.full_name), queueing=True)
+                return self._reject(conn, errors.wrong_arity(sub.full_name), queueing=True,
+                                    spec=sub)
             exec_spec = sub
         else:
             if not spec.arity_ok(len(argv)):
-                return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
+                return self._reject(conn, errors.wrong_arity(spec.name), queueing=True,
+                                    spec=spec)
             exec_spec = spec
         if not conn.authenticated and "no_auth" not in spec.flags:
-            return self._reject(conn, errors.NOAUTH, queueing=True)
+            return self._reject(conn, errors.NOAUTH, queueing=True, spec=exec_spec)
+        if conn.user not in self.acl_open:
+            error = self.acl_check(conn, exec_spec, argv)
+            if error is not None:
+                return self._reject(conn, error, queueing=True, spec=exec_spec)
         if conn.resp == 2 and (conn.channels or conn.patterns or conn.shard_channels) \
                 and name not in _PUBSUB_ALLOWED:
             return self._reject(conn, (
                 f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
-                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"))
+                "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"),
+                spec=exec_spec)
         if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys):
             error = self._cross_slot(conn, exec_spec, argv)
             if error:
-                return self._reject(conn, error, queueing=True)
+                return self._reject(conn, error, queueing=True, spec=exec_spec)
         if conn.multi is not None and name not in _MULTI_IMMEDIATE:
             conn.multi.append(argv)
             conn.emit(b"+QUEUED\r\n")
@@ -94,9 +105,11 @@ class Dispatcher:
             conn.stalled = last_write
             return None
         conn.last_command = exec_spec.full_name
-        if self.node.monitors:
-            self.node.feed_monitors(conn, argv)
         reply = self.run(conn, spec, exec_spec, argv)
+        if self.node.monitors and "admin" not in exec_spec.flags:
+            # After the command, as Redis: SELECT shows its new database; admin
+            # commands (CONFIG, DEBUG, MONITOR ...) are not shown.
+            self.node.feed_monitors(conn, argv)
         if reply is DEFERRED:
             return None
         if type(reply) is Blocked:
@@ -121,9 +134,12 @@ class Dispatcher:
                 return "CROSSSLOT Keys in request don't hash to the same slot"
         return None
 
-    def _reject(self, conn: Connection, text: str, queueing: bool = False) -> None:
+    def _reject(self, conn: Connection, text: str, queueing: bool = False,
+                spec: CommandSpec | None = None) -> None:
         if queueing and conn.multi is not None:
             conn.multi_error = True
+        if spec is not None:  # a known command refused before running: rejected_calls
+            self.node.stats.command(spec.full_name).rejected += 1
         self.node.stats.error(text)
         conn.emit(encode_error(text))
 
@@ -223,12 +239,15 @@ class Dispatcher:
                     value = ErrorReply(str(exc))
                 server_replies[i] = Simple("OK") if value is DEFERRED else value
         self._count_exec(queued)
+        exec_db = conn.db
 
         def shape(results: list[Any]) -> Any:
             if watch_head is not None:
                 if results and results[0] is ABORTED:
                     return NULL_ARRAY
                 results = results[1:]
+            if node.monitors:
+                self._feed_transaction(conn, queued, exec_db)
             for pos, value in zip(sm_positions, results, strict=True):
                 replies[pos] = value
                 if queued[pos][0].lower() == b"select" and value == "OK":
@@ -249,12 +268,34 @@ class Dispatcher:
         return shape(node.sm.read_many(conn.db, sm_commands, node.now_ms(), node.new_seed(),
                                        conn.resp))
 
+    def _feed_transaction(self, conn: Connection, queued: list[list[bytes]], db: int) -> None:
+        """MONITOR shows the commands an EXEC runs, as Redis does, each in its database."""
+        from raftkv.server.monitor import format_monitor_line
+
+        when = time.time()
+        for argv in queued:
+            spec = self.table[argv[0].lower()]
+            if spec.name == "select" and argv[1].isdigit() and int(argv[1]) < len(self.node.sm.dbs):
+                db = int(argv[1])
+            if spec.subcommands and len(argv) > 1:
+                spec = spec.subcommands.get(argv[1].decode("latin-1").lower(), spec)
+            if "admin" in spec.flags:
+                continue
+            line = format_monitor_line(when, db, conn.addr, argv)
+            for mon in list(self.node.monitors):
+                if mon is not conn:
+                    mon.push(line)
+
     def _count_exec(self, queued: list[list[bytes]]) -> None:
         stats = self.node.stats
         for argv in queued:
-            cs = stats.command(self.table[argv[0].lower()].name)
+            spec = self.table[argv[0].lower()]
+            if spec.subcommands and len(argv) > 1:
+                spec = spec.subcommands.get(argv[1].decode("latin-1").lower(), spec)
+            cs = stats.command(spec.full_name)
             cs.calls += 1
             stats.commands_processed += 1
+
     def _sub_is_write(self, argv: list[bytes]) -> bool:
         spec = self.table[argv[0].lower()]
         if spec.subcommands and len(argv) > 1:

@@ -61,7 +61,12 @@ async def start(node: Any) -> None:
     port = node.config.get_int("metrics-port")
     node.metrics_server = None
     if port:
-        node.metrics_server = await serve(node, node.config.get("bind").split()[0], port)
+        host = node.config.get("bind").split()[0]
+        try:
+            node.metrics_server = await serve(node, host, port)
+        except OSError as exc:
+            log.error("Could not create the metrics listening socket %s:%d: %s", host, port, exc)
+            raise SystemExit(1) from None
 
 
 def stop(node: Any) -> None:
@@ -289,8 +294,9 @@ class RaftkvCollector:
         info = dict(self.node.raft_info())
         group = [GROUP]
 
-        def gauge(name: str, doc: str, key: str, counter: bool = False) -> Metric | None:
-            value = _number(info.get(key))
+        def gauge(name: str, doc: str, key: str, counter: bool = False,
+                  default: float | None = None) -> Metric | None:
+            value = _number(info.get(key, default))
             if value is None:
                 return None
             cls = CounterMetricFamily if counter else GaugeMetricFamily
@@ -304,10 +310,11 @@ class RaftkvCollector:
             gauge("raftkv_raft_applied_index", "Highest log index applied.", "applied_index"),
             gauge("raftkv_raft_last_log_index", "Last index in this node's log.", "last_log_index"),
             gauge("raftkv_raft_snapshot_index", "Index of the newest snapshot.", "snapshot_index"),
+            # A single node has no proposals in flight, no elections and no peers.
             gauge("raftkv_raft_pending_proposals", "Writes proposed, not yet applied.",
-                  "pending_proposals"),
+                  "pending_proposals", default=0),
             gauge("raftkv_raft_elections", "Leader changes seen by this node.", "elections_seen",
-                  counter=True),
+                  counter=True, default=0),
         ):
             if metric is not None:
                 yield metric
@@ -344,11 +351,10 @@ class RaftkvCollector:
         yield match
         yield lag
         connected = str(info.get("connected_peers", ""))
-        if "connected_peers" in info:
-            peers = GaugeMetricFamily("raftkv_raft_connected_peers",
-                                      "Peers with an open Raft connection.", labels=["group"])
-            peers.add_metric(group, len([p for p in connected.split(",") if p]))
-            yield peers
+        peers = GaugeMetricFamily("raftkv_raft_connected_peers",
+                                  "Peers with an open Raft connection.", labels=["group"])
+        peers.add_metric(group, len([p for p in connected.split(",") if p]))
+        yield peers
 
     # --- slowlog and latency monitor --------------------------------------------------------------
     def _diagnostics(self) -> Iterator[Metric]:

@@ -23,6 +23,25 @@ def _quote(arg: bytes) -> str:
     return "".join(out)
 
 
+REDACTED = b"(redacted)"
+
+
+def redact(argv: list[bytes]) -> list[bytes]:
+    """Passwords never reach MONITOR: AUTH's arguments and HELLO's AUTH pair, as Redis."""
+    name = argv[0].lower()
+    if name == b"auth":
+        return [argv[0]] + [REDACTED] * (len(argv) - 1)
+    if name == b"hello":
+        out = list(argv)
+        for i in range(2, len(out) - 2):
+            if out[i].upper() == b"AUTH":
+                out[i + 1] = out[i + 2] = REDACTED
+                break
+        return out
+    return argv
+
+
 def format_monitor_line(when: float, db: int, addr: str, argv: list[bytes]) -> bytes:
+    argv = redact(argv)
     text = f"+{when:.6f} [{db} {addr}] " + " ".join(_quote(a) for a in argv)
     return text.encode() + b"\r\n"

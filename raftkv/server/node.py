@@ -20,6 +20,7 @@ from typing import Any
 from raftkv import errors
 from raftkv.config import Config
 from raftkv.replies import Blocked
+from raftkv.server.acl import AclManager
 from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
@@ -54,6 +55,7 @@ class Node:
         self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
         self.pubsub = PubSub(self)
+        self.acl = AclManager(self)  # users: requirepass, aclfile, replicated ACL
         self.dispatcher = Dispatcher(self)
         self.dispatch = self.dispatcher.dispatch
         self._flush_conns: set[Connection] = set()
@@ -100,7 +102,7 @@ class Node:
             self.sm.access.decay_minutes = int(value)
 
     def auth_required(self) -> bool:
-        return bool(self.config.get("requirepass"))
+        return self.acl.auth_required()
 
     def mode_name(self) -> str:
         return "cluster" if self.cluster_mode() else "standalone"
@@ -432,6 +434,8 @@ class Node:
 
     # --- life cycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
+        from raftkv.server import metrics
+        await metrics.start(self)  # counters follow CONFIG SET; /metrics if metrics-port
         host = self.config.get("bind").split()[0]
         port = self.config.get_int("port")
         self.server = await self.loop.create_server(
@@ -439,10 +443,10 @@ class Node:
             backlog=self.config.get_int("tcp-backlog"))
         if self.group.fsync_policy == "everysec":
             self.group.start_background_sync()
+        from raftkv.server import tls
+        await tls.start(self, host, lambda: Connection(self))  # tls-port, tls-cluster
         if self.raft is not None:
             await self.raft.start()
-        from raftkv.server import metrics
-        await metrics.start(self)  # counters follow CONFIG SET; /metrics if metrics-port
         self._every(0.1, self.active_expire)
         self._every(0.1, self._cron)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -470,7 +474,8 @@ class Node:
             t.cancel()
         if self.server is not None:
             self.server.close()
-        from raftkv.server import metrics
+        from raftkv.server import metrics, tls
+        tls.stop(self)
         metrics.stop(self)
         self._flush()
         for conn in list(self.clients.values()):

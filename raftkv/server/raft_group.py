@@ -29,9 +29,10 @@ from raftkv.raft.core import Config as RaftConfig
 from raftkv.raft.core import RaftNode
 from raftkv.raft.storage import DiskStorage, encode_conf
 from raftkv.raft.transport import PeerTransport
-from raftkv.raft.types import EntryKind, Message, NotLeader, Role, SnapshotMeta
+from raftkv.raft.types import EntryKind, Message, MessageType, NotLeader, Role, SnapshotMeta
 from raftkv.replies import ErrorReply
 from raftkv.server.dispatch import DEFERRED
+from raftkv.server.membership import Membership
 from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
 from raftkv.statemachine.serialize import dump_state, load_state
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_AFTER = 5.0  # seconds after losing leadership before an open write is "unknown"
 NOT_APPLIED = "TRYAGAIN the write was not applied: leadership changed before it committed"
+_VOTE_REQUESTS = (MessageType.PreVote, MessageType.Vote)
 
 
 def node_id_hex(addr: str) -> str:
@@ -75,8 +77,8 @@ class RaftGroup:
         cfg = node.config
         self.fsync_policy = cfg.get("appendfsync")
         self.storage = DiskStorage(path, self.fsync_policy)
-        if self.storage.is_empty():
-            self.storage.bootstrap(sorted(peers))
+        if self.storage.is_empty() and not cfg.get_bool("cluster-join"):
+            self.storage.bootstrap(sorted(peers))  # a joining node learns it from the leader
         if self.storage.snap_path is not None:
             _meta, payload = self.storage.snapshot()
             load_state(payload, self.sm)
@@ -115,6 +117,7 @@ class RaftGroup:
             self.on_message, self.member_ids)
         self.transport.on_publish = node.remote_publish
         self._seed = random.Random()
+        self.membership = Membership(self)  # RAFT.ADDNODE/TRANSFER/STATUS, CLUSTER FAILOVER
 
     # --- membership & addresses ------------------------------------------------------
     def member_ids(self) -> set[str]:
@@ -158,10 +161,13 @@ class RaftGroup:
             self.core.tick()
         self.transport.ensure_peers(self.member_ids())
         self._expire_lost_proposals(now)
+        self.membership.tick()
         self.schedule_ready()
         self._tick_handle = self.node.loop.call_later(self.tick_s, self._tick)
 
     def on_message(self, msg: Message) -> None:
+        if msg.type in _VOTE_REQUESTS or self.membership.removed:
+            self.membership.message_seen(msg)  # tell a removed node; notice a re-added one
         self.core.step(msg)
         self.schedule_ready()
 
@@ -225,6 +231,7 @@ class RaftGroup:
                 sm.applied_index = e.index
                 if e.kind == EntryKind.CONF:
                     self.transport.ensure_peers(self.member_ids())
+                    self.membership.conf_applied(e)
                 self._fail_replaced(e.index, e.term)
                 continue
             self.dirty_changes += 1
@@ -269,6 +276,7 @@ class RaftGroup:
                 if not p.lost_at:
                     p.lost_at = now
         log.info("raft: role %s, leader %s, term %d", role.name.lower(), leader, self.core.term)
+        self.membership.leadership_changed()
 
     def _expire_lost_proposals(self, now: float) -> None:
         if not self.proposals or self.role == Role.LEADER:
@@ -280,6 +288,8 @@ class RaftGroup:
     # --- writes -----------------------------------------------------------------------------
     def redirect_error(self, conn: Connection | None, argv: list[bytes] | None = None) -> str:
         leader = self.leader
+        if self.core.lead_transferee is not None:
+            return errors.TRANSFERRING
         if leader is None or leader == self.my_id:
             return errors.CLUSTERDOWN
         slot = 0
@@ -342,7 +352,7 @@ class RaftGroup:
         core = self.core
         node = self.node
         if not core.is_leader:
-            if conn.readonly:
+            if conn.readonly and self.membership.is_member():  # a removed node serves nothing
                 return self._serve_now(conn, argv, spec, pending, db)
             error = ErrorReply(self.redirect_error(conn, argv))
             if pending is not None:

@@ -99,6 +99,7 @@ class Context:
     # --- changes ---------------------------------------------------------
     def store(self, key: bytes, value: object, keep_ttl: bool = False) -> None:
         self.db.set(key, value, keep_ttl)
+        self.sm.access.created(self.db.id, key, self.now)
         self.sm.touched(self.db.id, key)
 
     def delete(self, key: bytes) -> bool:

@@ -19,6 +19,16 @@ from raftkv.statemachine.types import TYPE_NAMES, type_name
 
 
 # --- existence and deletion ------------------------------------------------------
+def peek(ctx: Context, key: bytes) -> object | None:
+    """Look a key up without updating its access time (Redis's LOOKUP_NOTOUCH)."""
+    saved = ctx.touch_keys
+    ctx.touch_keys = False
+    try:
+        return ctx.lookup(key)
+    finally:
+        ctx.touch_keys = saved
+
+
 @command("del", "unlink")
 def del_(ctx: Context, args: list[bytes]):
     deleted = 0
@@ -31,17 +41,23 @@ def del_(ctx: Context, args: list[bytes]):
 
 @command("exists")
 def exists(ctx: Context, args: list[bytes]):
-    return sum(1 for key in args if ctx.lookup(key) is not None)
+    return sum(1 for key in args if peek(ctx, key) is not None)
 
 
 @command("touch")
 def touch(ctx: Context, args: list[bytes]):
-    return sum(1 for key in args if ctx.lookup(key) is not None)
+    saved = ctx.touch_keys
+    ctx.touch_keys = True  # TOUCH touches even for a CLIENT NO-TOUCH client
+    try:
+        return sum(1 for key in args if ctx.lookup(key) is not None)
+    finally:
+        ctx.touch_keys = saved
 
 
 @command("type")
 def type_(ctx: Context, args: list[bytes]):
-    return Simple(ctx.type_of(args[0]))
+    value = peek(ctx, args[0])
+    return Simple("none" if value is None else TYPE_NAMES.get(type(value), "none"))
 
 
 # --- expiry ---------------------------------------------------------------------------
@@ -116,7 +132,7 @@ def pexpireat(ctx: Context, args: list[bytes]):
 
 
 def _ttl(ctx: Context, key: bytes, unit: int, absolute: bool) -> int:
-    if ctx.lookup(key) is None:
+    if peek(ctx, key) is None:
         return -2
     when = ctx.db.ttl_ms(key)
     if when is None:
@@ -171,6 +187,23 @@ def expired_keys(ctx: Context, args: list[bytes]):
             ctx.notify("x", "expired", key)
             gone += 1
     ctx.sm.stats_expired_keys += gone
+    return gone
+
+
+@command("__evict")
+def evict_keys(ctx: Context, args: list[bytes]):
+    """Internal: keys evicted under ``maxmemory``, chosen by the leader (server/memory.py).
+
+    Deleted unconditionally, so every replica ends with the same keys
+    whatever its own memory figures say.
+    """
+    gone = 0
+    for key in args:
+        if ctx.db.delete(key):
+            ctx.modified(key)
+            ctx.notify("e", "evicted", key)
+            gone += 1
+    ctx.sm.stats_evicted_keys += gone
     return gone
 
 
@@ -246,17 +279,20 @@ def copy_(ctx: Context, args: list[bytes]):
     if when is not None:
         target_db.set_expire(dst, when)
     ctx.sm.touched(target_db.id, dst)
+    _notify_in(ctx, target_db.id, "copy_to", dst)
     return 1
+
+
+def _notify_in(ctx: Context, db_id: int, event: str, key: bytes) -> None:
+    """A generic keyspace event in another database than the context's (MOVE, COPY DB)."""
+    if ctx.sm.notify_classes:
+        ctx.sm.events.append(("g", event, db_id, key))
 
 
 @command("move")
 def move(ctx: Context, args: list[bytes]):
     key = args[0]
-    try:
-        index = parse_int(args[1])
-    except CommandError:
-        raise CommandError(errors.DB_INDEX) from None
-    target = ctx.sm.db(index)
+    target = ctx.sm.db(parse_int(args[1]))
     if target is ctx.db:
         raise CommandError(errors.SAME_OBJECT)
     value = ctx.lookup(key)
@@ -269,6 +305,7 @@ def move(ctx: Context, args: list[bytes]):
         target.set_expire(key, when)
     ctx.sm.touched(target.id, key)
     ctx.notify("g", "move_from", key)
+    _notify_in(ctx, target.id, "move_to", key)
     return 1
 
 
@@ -365,39 +402,55 @@ def dump(ctx: Context, args: list[bytes]):
 
 @command("restore")
 def restore(ctx: Context, args: list[bytes]):
+    # Redis's order of checks: options, BUSYKEY, TTL, then the payload.
     key, raw_ttl, payload = args[0], args[1], args[2]
-    ttl_ms = parse_int(raw_ttl)
     replace = absttl = False
+    idle = freq = -1
     i = 3
     while i < len(args):
         opt = args[i].upper()
+        more = i + 1 < len(args)
         if opt == b"REPLACE":
             replace = True
         elif opt == b"ABSTTL":
             absttl = True
-        elif opt in (b"IDLETIME", b"FREQ") and i + 1 < len(args):
-            if parse_int(args[i + 1]) < 0:
-                raise CommandError(
-                    "ERR Invalid IDLETIME value, must be >= 0" if opt == b"IDLETIME"
-                    else "ERR Invalid FREQ value, must be >= 0 and <= 255")
+        elif opt == b"IDLETIME" and more and freq == -1:
+            idle = parse_int(args[i + 1])
+            if idle < 0:
+                raise CommandError("ERR Invalid IDLETIME value, must be >= 0")
+            i += 1
+        elif opt == b"FREQ" and more and idle == -1:
+            freq = parse_int(args[i + 1])
+            if not 0 <= freq <= 255:
+                raise CommandError("ERR Invalid FREQ value, must be >= 0 and <= 255")
             i += 1
         else:
             raise CommandError(errors.SYNTAX)
         i += 1
-    if ttl_ms < 0:
-        raise CommandError("ERR Invalid TTL value, must be >= 0")
     if not replace and ctx.lookup(key) is not None:
         raise CommandError(errors.BUSYKEY)
+    ttl_ms = parse_int(raw_ttl)
+    if ttl_ms < 0:
+        raise CommandError("ERR Invalid TTL value, must be >= 0")
     value = restore_payload(payload)
     when = None
     if ttl_ms:
         when = ttl_ms if absttl else ctx.now + ttl_ms
-    ctx.delete(key)
     if when is not None and when <= ctx.now:
-        return OK  # already expired: Redis accepts and drops it
+        # Already expired: Redis accepts it, and only deletes what REPLACE replaces.
+        if ctx.delete(key):
+            ctx.notify("g", "del", key)
+        return OK
+    ctx.delete(key)
     ctx.store(key, value)
     if when is not None:
         ctx.db.set_expire(key, when)
+    access = ctx.sm.access
+    if access.lfu_enabled:
+        if freq >= 0:
+            access.set_frequency(ctx.db.id, key, ctx.now, freq)
+    elif idle >= 0:
+        access.set_idle(ctx.db.id, key, ctx.now, idle * 1000)
     ctx.notify("g", "restore", key)
     return OK
 
@@ -474,7 +527,7 @@ def object_(ctx: Context, args: list[bytes]):
     if sub == b"help":
         return [Simple(line) for line in _OBJECT_HELP]
     key = args[1]
-    value = ctx.lookup(key)
+    value = peek(ctx, key)
     if value is None:
         return None
     if sub == b"encoding":
@@ -504,9 +557,5 @@ def object_(ctx: Context, args: list[bytes]):
 @command("__select")
 def select_in_transaction(ctx: Context, args: list[bytes]):
     """Internal: SELECT inside MULTI, carried in the entry so later commands use that db."""
-    try:
-        index = parse_int(args[0])
-    except CommandError:
-        raise CommandError(errors.INVALID_DB) from None
-    ctx.db = ctx.sm.db(index)
+    ctx.db = ctx.sm.db(parse_int(args[0]))
     return OK

@@ -48,6 +48,12 @@ def _load_handlers() -> None:
 _load_handlers()
 
 
+def blocking_allowed(flags: int) -> bool:
+    """Whether blocking commands of an entry may block: never in MULTI/EXEC or a script,
+    even when the transaction holds a single command (set before the one-command fast path)."""
+    return not flags & FLAG_TRANSACTION
+
+
 class StateMachine:
     def __init__(self, databases: int = 16, config: Any = None) -> None:
         self.dbs = [Database(i) for i in range(databases)]
@@ -59,11 +65,12 @@ class StateMachine:
         self.notify_classes = ""
         self.events: list[tuple[str, str, int, bytes]] = []
         self.stats_expired_keys = 0
+        self.stats_evicted_keys = 0
         self.keyspace_hits = 0
         self.keyspace_misses = 0
         self.scans = ScanCursors()
         self.mods = ModificationIndex(databases)
-        self.access = AccessTracker(databases)
+        self.access = AccessTracker(self.dbs)
 
     # --- bookkeeping handlers call ---------------------------------------
     def touched(self, db: int, key: bytes | None) -> None:
@@ -85,14 +92,27 @@ class StateMachine:
     def apply_commands(self, index: int, time_ms: int, seed: int, db_index: int, flags: int,
                        commands: list[list[bytes]], resp: int = 2) -> list[Any]:
         """Apply an entry's decoded contents (the leader has them at hand, undecoded)."""
+        mark = len(self.dirty)
+        replies = self._apply_commands(index, time_ms, seed, db_index, flags, commands, resp)
+        dirty = self.dirty
+        if len(dirty) > mark:  # memory accounting: re-price values changed in place
+            dbs = self.dbs
+            for i in range(mark, len(dirty)):
+                db, key = dirty[i]
+                if key is not None:
+                    dbs[db].resized(key)
+        return replies
+
+    def _apply_commands(self, index: int, time_ms: int, seed: int, db_index: int, flags: int,
+                        commands: list[list[bytes]], resp: int) -> list[Any]:
         self.applied_index = index
         self.mods.prune(index)
         db = self.dbs[db_index] if 0 <= db_index < len(self.dbs) else self.dbs[0]
         ctx = Context(self, db, time_ms, seed, True, resp)
+        ctx.can_block = blocking_allowed(flags)
         if len(commands) == 1:
             return [self.run(ctx, commands[0])]
         if flags & FLAG_TRANSACTION:
-            ctx.can_block = False
             if commands[0][0] == b"__watch":
                 try:
                     self.run_checked(ctx, commands[0])
@@ -123,6 +143,8 @@ class StateMachine:
              client: object = None) -> Any:
         """Serve a read-only command locally, with the reader's time."""
         ctx = Context(self, self.dbs[db], now, seed, False, resp, client)
+        if getattr(client, "no_touch", False):
+            ctx.touch_keys = False  # CLIENT NO-TOUCH (TOUCH itself still touches)
         return self.run(ctx, argv)
 
     def read_many(self, db: int, commands: list[list[bytes]], now: int, seed: int,

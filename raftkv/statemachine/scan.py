@@ -63,12 +63,20 @@ class ScanCursors:
 
 
 def parse_cursor(raw: bytes) -> int:
-    if not raw.isdigit() or len(raw) > 20:
+    """A cursor as Redis's strtoul() reads it: an optional sign, then decimal digits.
+
+    As in Redis, the empty string is cursor 0 and a negative number wraps
+    around (``-1`` is 2**64 - 1); anything else, or more than 64 bits, is an error.
+    """
+    digits = raw[1:] if raw[:1] in (b"+", b"-") else raw
+    if not raw:
+        return 0
+    if not digits.isdigit() or not digits.isascii():
         raise CommandError(errors.CURSOR)
-    value = int(raw)
+    value = int(digits)
     if value >= 1 << 64:
         raise CommandError(errors.CURSOR)
-    return value
+    return (-value) % (1 << 64) if raw[:1] == b"-" else value
 
 
 def parse_scan_options(args: Iterable[bytes], allow_type: bool = False,

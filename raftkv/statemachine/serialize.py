@@ -225,7 +225,7 @@ def _load_databases_from(r: Reader, dbs: list) -> None:
             when = r.i64()
             value = decode_value(r)
             if target is not None:
-                target.data[key] = value
+                target.set(key, value)  # priced for memory accounting
                 if when >= 0:
                     target.set_expire(key, when)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 from raftkv import errors
@@ -9,7 +10,6 @@ from raftkv.errors import CommandError
 from raftkv.replies import OK, Simple
 from raftkv.server.dispatch import DEFERRED
 from raftkv.server.registry import server_command
-from raftkv.statemachine.args import parse_float
 from raftkv.statemachine.keys import encoding_of
 
 
@@ -55,19 +55,17 @@ def time_(node, conn, argv):
 
 @server_command("shutdown")
 def shutdown(node, conn, argv):
-    save_flag = None
+    flags: set[bytes] = set()
     for raw in argv[1:]:
         opt = raw.upper()
-        if opt == b"NOSAVE":
-            save_flag = False
-        elif opt == b"SAVE":
-            save_flag = True
-        elif opt in (b"NOW", b"FORCE"):
-            pass
-        elif opt == b"ABORT":
-            raise CommandError("ERR No shutdown in progress.")
-        else:
+        if opt not in (b"NOSAVE", b"SAVE", b"NOW", b"FORCE", b"ABORT"):
             raise CommandError(errors.SYNTAX)
+        flags.add(opt)
+    if (b"ABORT" in flags and len(flags) > 1) or {b"SAVE", b"NOSAVE"} <= flags:
+        raise CommandError(errors.SYNTAX)  # illegal combinations, as Redis
+    if b"ABORT" in flags:
+        raise CommandError("ERR No shutdown in progress.")
+    save_flag = True if b"SAVE" in flags else False if b"NOSAVE" in flags else None
     node.request_shutdown("SHUTDOWN command", save=save_flag)
     return DEFERRED  # the connection closes without a reply, as Redis does
 
@@ -93,8 +91,10 @@ _DEBUG_HELP = [
 def debug(node, conn, argv):
     sub = argv[1].lower()
     if sub == b"sleep" and len(argv) == 3:
-        seconds = parse_float(argv[2])
-        time.sleep(max(seconds, 0))  # blocks the loop on purpose, as Redis's does
+        # Redis reads the number with strtod() and no check: junk sleeps 0 s.
+        match = re.match(rb"\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", argv[2])
+        seconds = float(match.group(0)) if match else 0.0
+        time.sleep(min(max(seconds, 0), 3600))  # blocks the loop on purpose, as Redis's does
         return OK
     if sub == b"object" and len(argv) == 3:
         db = node.sm.dbs[conn.db]

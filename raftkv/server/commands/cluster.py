@@ -58,7 +58,7 @@ def cluster(node, conn, argv):
                                     "INFO", "MYID", "MYSHARDID", "NODES", "SLOTS", "SHARDS",
                                     "KEYSLOT <key>", "COUNTKEYSINSLOT <slot>",
                                     "GETKEYSINSLOT <slot> <count>", "LINKS", "REPLICAS <node-id>",
-                                    "HELP")]
+                                    "FAILOVER [FORCE|TAKEOVER]", "HELP")]
     if sub in (b"countkeysinslot", b"getkeysinslot"):
         slot = parse_int(argv[2], "ERR Invalid slot")
         if not 0 <= slot < SLOTS:
@@ -78,6 +78,11 @@ def cluster(node, conn, argv):
         return out
     _require_cluster(node)
     raft = node.raft
+    if sub == b"failover":
+        mode = argv[2].decode("latin-1").lower() if len(argv) > 2 else ""
+        if len(argv) > 3 or mode not in ("", "force", "takeover"):
+            raise CommandError(errors.SYNTAX)
+        return raft.membership.failover(mode)
     members = _members(node)
     shard_id = node_id_hex("group-0")
     leader = raft.leader
@@ -144,3 +149,40 @@ def cluster(node, conn, argv):
         return [f"{node_id_hex(a)} {a}@{_hp(a)[1] + raft.peer_offset} slave {node_id_hex(leader)} "
                 f"0 0 {raft.core.term} connected".encode() for a, r in members if r != "master"]
     raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "CLUSTER"))
+
+
+# --- RAFT.*: the group's membership and leadership (see raftkv/server/membership.py) ---------
+def _node_arg(arg: bytes) -> str:
+    return arg.decode("utf-8", "replace")
+
+
+@server_command("raft.status")
+def raft_status(node, conn, argv):
+    _require_cluster(node)
+    return node.raft.membership.status()
+
+
+@server_command("raft.transfer")
+def raft_transfer(node, conn, argv):
+    _require_cluster(node)
+    return node.raft.membership.transfer(conn, _node_arg(argv[1]))
+
+
+@server_command("raft.addnode")
+def raft_addnode(node, conn, argv):
+    _require_cluster(node)
+    if len(argv) > 3 or (len(argv) == 3 and argv[2].lower() != b"learner"):
+        raise CommandError(errors.SYNTAX)
+    return node.raft.membership.add(conn, _node_arg(argv[1]), learner=len(argv) == 3)
+
+
+@server_command("raft.promote")
+def raft_promote(node, conn, argv):
+    _require_cluster(node)
+    return node.raft.membership.promote(conn, _node_arg(argv[1]))
+
+
+@server_command("raft.removenode")
+def raft_removenode(node, conn, argv):
+    _require_cluster(node)
+    return node.raft.membership.remove(conn, _node_arg(argv[1]))

@@ -47,9 +47,13 @@ def config(node, conn, argv):
         node.reset_stats()
         return OK
     if sub == b"rewrite":
+        if not cfg.path:
+            raise CommandError("ERR The server is running without a config file")
         try:
             cfg.rewrite()
-        except (ConfigError, OSError) as exc:
+        except OSError as exc:
+            raise CommandError(f"ERR Rewriting config file: {exc.strerror or exc}") from None
+        except ConfigError as exc:
             raise CommandError(f"ERR Rewriting config file: {exc}") from None
         return OK
     return [Simple(line) for line in _HELP]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 
 from raftkv import errors
@@ -63,13 +62,10 @@ def reset(node, conn, argv):
     return Simple("RESET")
 
 
-def check_password(node, username: bytes | None, password: bytes) -> bool:
-    required = node.config.get("requirepass")
-    if username is not None and username != b"default":
-        return False
-    if not required:
-        return True
-    return hmac.compare_digest(password, required.encode())
+def check_password(node, conn, username: bytes, password: bytes, command: bytes) -> bool:
+    """AUTH / HELLO AUTH against the ACL users (raftkv/server/acl.py); on success the
+    connection is authenticated as that user, a failure goes to ACL LOG."""
+    return node.acl.authenticate(conn, username, password, command)
 
 
 @server_command("auth")
@@ -77,15 +73,14 @@ def auth(node, conn, argv):
     if len(argv) > 3:
         raise CommandError(errors.SYNTAX)
     if len(argv) == 2:
-        if not node.config.get("requirepass"):
+        default = node.acl.users.get("default")
+        if default is None or default.nopass:
             raise CommandError(errors.AUTH_NOT_CONFIGURED)
-        username, password = None, argv[1]
+        username, password = b"default", argv[1]
     else:
         username, password = argv[1], argv[2]
-    if not check_password(node, username, password):
+    if not check_password(node, conn, username, password, argv[0]):
         raise CommandError(errors.WRONGPASS)
-    conn.authenticated = True
-    conn.user = "default"
     return OK
 
 
@@ -105,9 +100,8 @@ def hello(node, conn, argv):
     while i < len(argv):
         opt = argv[i].upper()
         if opt == b"AUTH" and i + 2 < len(argv):
-            if not check_password(node, argv[i + 1], argv[i + 2]):
+            if not check_password(node, conn, argv[i + 1], argv[i + 2], argv[0]):
                 raise CommandError(errors.WRONGPASS)
-            conn.authenticated = True
             i += 3
         elif opt == b"SETNAME" and i + 1 < len(argv):
             name = argv[i + 1]

@@ -24,6 +24,9 @@ DEFAULT_SECTIONS = ["server", "clients", "memory", "persistence", "stats", "repl
 ALL_SECTIONS = DEFAULT_SECTIONS + ["commandstats", "latencystats", "raft"]
 SECTION_PROVIDERS: dict[str, object] = {}
 _TITLES = {"cpu": "CPU"}
+_SECTION_ORDER = ["server", "clients", "memory", "persistence", "stats", "replication", "cpu",
+                  "modules", "commandstats", "errorstats", "latencystats", "cluster", "keyspace",
+                  "raft"]
 AVG_TTL_SAMPLE = 1000  # keys with a TTL looked at per database for avg_ttl
 
 
@@ -309,6 +312,8 @@ def render(node, wanted: list[str]) -> bytes:
         lines.append("# " + _TITLES.get(name, name.capitalize()))
         for key, value in provider(node):  # type: ignore[operator]
             lines.append(f"{key}:{value}")
+    if not lines:
+        return b""  # only unknown sections asked for: Redis answers an empty string
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -324,5 +329,8 @@ def info(node, conn, argv):
     for extra in args:
         if extra in SECTION_PROVIDERS and extra not in wanted:
             wanted.append(extra)
+    # Sections come in Redis's order whatever the order asked; raft (raftkv's own,
+    # like a module's section) last.
+    wanted.sort(key=_SECTION_ORDER.index)
     text = render(node, wanted)
     return Verbatim(text) if conn.resp == 3 else text

@@ -10,10 +10,31 @@ from raftkv.glob import compile_pattern
 from raftkv.replies import Map, SetReply, Simple
 from raftkv.server.registry import server_command
 
+# The order Redis lists command flags and ACL categories in (COMMAND INFO).
+_FLAG_ORDER = ("write", "readonly", "denyoom", "module", "admin", "pubsub", "noscript",
+               "blocking", "loading", "stale", "skip_monitor", "skip_slowlog", "asking", "fast",
+               "no_auth", "no_mandatory_keys", "no_async_loading", "no_multi", "movablekeys",
+               "allow_busy")
+_CATEGORY_ORDER = ("keyspace", "read", "write", "set", "sortedset", "list", "hash", "string",
+                   "bitmap", "hyperloglog", "geo", "stream", "pubsub", "admin", "fast", "slow",
+                   "blocking", "dangerous", "connection", "transaction", "scripting")
+_HIDDEN_FLAGS = {"may_replicate", "sentinel", "only_sentinel", "protected",
+                 "touches_arbitrary_keys", "nondeterministic"}
+
+
+def _ordered(items, order: tuple[str, ...]) -> list[str]:
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(items, key=lambda x: (rank.get(x, len(order)), x))
+
+
+def _categories(spec: CommandSpec) -> tuple[str, ...]:
+    # A container command (CONFIG, OBJECT ...) is only @slow, as in Redis.
+    return ("slow",) if spec.subcommands else spec.categories
+
 
 def _info(spec: CommandSpec) -> list:
-    flags = SetReply([Simple(f) for f in sorted(spec.flags)])
-    cats = SetReply([Simple("@" + c) for c in spec.categories])
+    flags = SetReply([Simple(f) for f in _ordered(spec.flags - _HIDDEN_FLAGS, _FLAG_ORDER)])
+    cats = SetReply([Simple("@" + c) for c in _ordered(_categories(spec), _CATEGORY_ORDER)])
     subs = [_info(s) for s in spec.subcommands.values()]
     return [spec.full_name.encode(), spec.arity, flags, spec.first_key, spec.last_key,
             spec.step, cats, [], [], subs]
@@ -54,7 +75,9 @@ def command(node, conn, argv):
                 out.append((spec.full_name.encode(), Map(_docs(spec))))
         return Map(out)
     if sub == b"list":
-        names = [s.name.encode() for s in table.values()]
+        specs = [s for s in table.values() if not s.name.startswith("__")]
+        specs += [sub for s in specs for sub in s.subcommands.values()]
+        names = [s.full_name.encode() for s in specs]
         if len(argv) > 2:
             if len(argv) != 5 or argv[2].upper() != b"FILTERBY":
                 raise CommandError(errors.SYNTAX)
@@ -63,8 +86,8 @@ def command(node, conn, argv):
                 match = compile_pattern(value, nocase=True)
                 names = [n for n in names if match(n)]
             elif kind == b"ACLCAT":
-                cat = value.decode().lower().lstrip("@")
-                names = [n for n in names if cat in table[n].categories]
+                cat = value.decode("utf-8", "replace").lower()
+                names = [s.full_name.encode() for s in specs if cat in _categories(s)]
             elif kind == b"MODULE":
                 names = []
             else:
@@ -73,13 +96,19 @@ def command(node, conn, argv):
     if sub in (b"getkeys", b"getkeysandflags"):
         target = argv[2:]
         spec = table.get(target[0].lower())
+        if spec is not None and spec.subcommands and len(target) > 1:
+            spec = spec.subcommands.get(target[1].decode("latin-1").lower())
         if spec is None:
             raise CommandError("ERR Invalid command specified")
+        if not spec.first_key and not spec.keys:
+            raise CommandError("ERR The command has no key arguments")
         if not spec.arity_ok(len(target)):
             raise CommandError("ERR Invalid number of arguments specified for command")
         positions = key_positions(spec, target)
         if not positions:
-            raise CommandError("ERR The command has no key arguments")
+            if "no_mandatory_keys" in spec.flags:
+                return []
+            raise CommandError("ERR Invalid arguments specified for command")
         if sub == b"getkeys":
             return [target[p] for p in positions]
         flags = ["RW", "access", "update"] if spec.is_write else ["RO", "access"]

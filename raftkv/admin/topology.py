@@ -1,0 +1,261 @@
+"""What raftkv-admin knows of a cluster: every member's own RAFT.STATUS, gathered from seeds.
+
+Discovery starts at the seed addresses, asks each node for ``RAFT.STATUS``
+and follows the members it names (voters, learners, the leader) until every
+address has been asked once. The leader is the node that says it leads in the
+highest term; its configuration is the membership, and its view of each
+member (match, next, lag, connected) is merged into that member's row. Nodes
+reached from a seed that are not in that configuration (a removed node) are
+listed apart.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+MAX_NODES = 64  # discovery never asks more nodes than this
+
+
+class AdminError(Exception):
+    """An operation cannot go on; the message says why (printed, exit status 1)."""
+
+
+def parse_address(text: str) -> str:
+    host, sep, port = text.strip().rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise AdminError(f"{text!r} is not a node address (host:port)")
+    return f"{host}:{int(port)}"
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, list):
+        return [_text(v) for v in value]
+    return value
+
+
+def as_dict(reply: Any) -> dict[str, Any]:
+    """A map reply, RESP3 (dict) or RESP2 (flat list of pairs), with text keys and values."""
+    if isinstance(reply, dict):
+        items = list(reply.items())
+    else:
+        items = list(zip(reply[::2], reply[1::2], strict=True))
+    out: dict[str, Any] = {}
+    for k, v in items:
+        key = _text(k)
+        if key == "members":
+            out[key] = [as_dict(m) for m in v]
+        else:
+            out[key] = _text(v)
+    return out
+
+
+class Connector:
+    """Opens redis-py connections to nodes, with the operator's password and timeout."""
+
+    def __init__(self, password: str | None = None, timeout: float = 3.0) -> None:
+        self.password = password
+        self.timeout = timeout
+
+    def client(self, address: str, timeout: float | None = None) -> redis.Redis:
+        host, port = address.rsplit(":", 1)
+        t = timeout or self.timeout
+        return redis.Redis(host=host, port=int(port), password=self.password, socket_timeout=t,
+                           socket_connect_timeout=min(t, self.timeout),
+                           retry=Retry(NoBackoff(), 0), protocol=2)
+
+    def call(self, address: str, *args: Any, timeout: float | None = None) -> Any:
+        c = self.client(address, timeout)
+        try:
+            return c.execute_command(*args)
+        finally:
+            c.close()
+
+    def info(self, address: str, section: str) -> dict[str, Any]:
+        c = self.client(address)
+        try:
+            return c.info(section)
+        finally:
+            c.close()
+
+    def raft_status(self, address: str) -> dict[str, Any]:
+        return as_dict(self.call(address, "RAFT.STATUS"))
+
+
+@dataclass
+class NodeState:
+    """One node: its own status, or why it did not answer; plus the leader's view of it."""
+
+    address: str
+    status: dict[str, Any] | None = None
+    error: str = ""
+    progress: dict[str, Any] = field(default_factory=dict)  # the leader's member entry
+
+    @property
+    def reachable(self) -> bool:
+        return self.status is not None
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return (self.status or {}).get(key, default)
+
+
+@dataclass
+class Topology:
+    nodes: dict[str, NodeState]
+    leader: str | None
+    voters: list[str]
+    learners: list[str]
+
+    # --- views ---------------------------------------------------------------------------
+    @property
+    def members(self) -> list[str]:
+        return list(self.voters) + list(self.learners)
+
+    @property
+    def outsiders(self) -> list[str]:
+        """Reached nodes that are not in the leader's configuration."""
+        return sorted(a for a in self.nodes if a not in self.members)
+
+    @property
+    def leader_status(self) -> dict[str, Any] | None:
+        return self.nodes[self.leader].status if self.leader else None
+
+    @property
+    def term(self) -> int:
+        st = self.leader_status
+        if st is not None:
+            return int(st["term"])
+        return max((int(n.get("term", 0)) for n in self.nodes.values() if n.reachable), default=0)
+
+    def suffrage(self, address: str) -> str:
+        if address in self.voters:
+            return "voter"
+        if address in self.learners:
+            return "learner"
+        return "none"
+
+    def role(self, address: str) -> str:
+        n = self.nodes.get(address)
+        if n is None or not n.reachable:
+            return "down"
+        if address not in self.members:
+            return "removed" if self.members else n.get("role", "?")
+        role = n.get("role", "?")
+        if role == "follower" and address in self.learners:
+            return "learner"
+        return role
+
+    def lag(self, address: str) -> int | None:
+        lag = self.nodes[address].progress.get("lag") if address in self.nodes else None
+        return None if lag is None or int(lag) < 0 else int(lag)
+
+    def resolve(self, text: str) -> str:
+        """A member named by address, by node id, or by a unique node id prefix (8+ chars)."""
+        if text in self.nodes or text in self.members:
+            return text
+        try:
+            addr = parse_address(text)
+            if addr in self.nodes or addr in self.members:
+                return addr
+        except AdminError:
+            pass
+        low = text.lower()
+        found = {a for a, n in self.nodes.items()
+                 if n.reachable and (n.get("node_id") == low
+                                     or (len(low) >= 8 and str(n.get("node_id", "")).startswith(low)))}
+        if self.leader_status is not None:
+            for m in self.leader_status.get("members", []):
+                nid = m.get("node_id", "")
+                if nid == low or (len(low) >= 8 and nid.startswith(low)):
+                    found.add(m["id"])
+        if len(found) == 1:
+            return found.pop()
+        if found:
+            raise AdminError(f"{text!r} matches several nodes: {', '.join(sorted(found))}")
+        raise AdminError(f"no node {text!r} in the cluster")
+
+    def best_follower(self, exclude: str | None = None) -> str | None:
+        """The reachable, connected voter (not the leader) with the highest match index."""
+        best, best_match = None, -1
+        for v in self.voters:
+            if v == self.leader or v == exclude:
+                continue
+            n = self.nodes.get(v)
+            if n is None or not n.reachable or not n.progress.get("connected", 0):
+                continue
+            match = int(n.progress.get("match", -1))
+            if match > best_match:
+                best, best_match = v, match
+        return best
+
+    def to_json(self) -> dict[str, Any]:
+        st = self.leader_status or {}
+        rows = []
+        for addr in self.members + self.outsiders:
+            n = self.nodes.get(addr) or NodeState(addr)
+            pr = n.progress
+            rows.append({
+                "address": addr, "node_id": n.get("node_id") or pr.get("node_id"),
+                "role": self.role(addr), "suffrage": self.suffrage(addr),
+                "reachable": n.reachable, "error": n.error or None,
+                "term": n.get("term"), "leader": n.get("leader") or None,
+                "commit_index": n.get("commit_index"), "applied_index": n.get("applied_index"),
+                "last_index": n.get("last_index"), "snapshot_index": n.get("snapshot_index"),
+                "match": _num(pr.get("match")), "next": _num(pr.get("next")),
+                "lag": self.lag(addr), "connected": bool(pr["connected"]) if pr else None,
+                "replication_state": pr.get("state") or None,
+            })
+        return {
+            "leader": self.leader, "term": self.term,
+            "commit_index": st.get("commit_index"), "last_index": st.get("last_index"),
+            "pending_conf_index": st.get("pending_conf_index"),
+            "transferring_to": st.get("transferring_to") or None,
+            "voters": self.voters, "learners": self.learners, "nodes": rows,
+        }
+
+
+def _num(value: Any) -> int | None:
+    return None if value is None or int(value) < 0 else int(value)
+
+
+def discover(seeds: list[str], connector: Connector) -> Topology:
+    """Ask the seeds, then every member they name, for RAFT.STATUS."""
+    nodes: dict[str, NodeState] = {}
+    queue = [parse_address(s) for s in seeds]
+    while queue and len(nodes) < MAX_NODES:
+        addr = queue.pop(0)
+        if addr in nodes:
+            continue
+        node = nodes[addr] = NodeState(addr)
+        try:
+            node.status = connector.raft_status(addr)
+        except (redis.RedisError, OSError) as exc:
+            node.error = str(exc) or type(exc).__name__
+            continue
+        st = node.status
+        for other in [*st.get("voters", []), *st.get("learners", []), st.get("leader") or ""]:
+            if other and other not in nodes:
+                queue.append(other)
+    if not any(n.reachable for n in nodes.values()):
+        errs = "; ".join(f"{a}: {n.error}" for a, n in nodes.items())
+        raise AdminError(f"no node answered ({errs})")
+    leaders = [n for n in nodes.values() if n.get("role") == "leader"]
+    leader = max(leaders, key=lambda n: int(n.get("term", 0))).address if leaders else None
+    if leader is not None:
+        st = nodes[leader].status or {}
+        voters, learners = list(st["voters"]), list(st["learners"])
+        for m in st.get("members", []):
+            nodes.setdefault(m["id"], NodeState(m["id"], error="not asked")).progress = m
+    else:
+        # No leader: take the configuration of the node with the highest term.
+        best = max((n for n in nodes.values() if n.reachable), key=lambda n: int(n.get("term", 0)))
+        voters, learners = list(best.get("voters", [])), list(best.get("learners", []))
+    for m in voters + learners:
+        nodes.setdefault(m, NodeState(m, error="not asked"))
+    return Topology(nodes, leader, voters, learners)
