@@ -34,7 +34,7 @@ from raftkv.replies import ErrorReply
 from raftkv.server.dispatch import DEFERRED
 from raftkv.server.membership import Membership
 from raftkv.server.stats import DurationStats
-from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
+from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_batch, encode_entry
 from raftkv.statemachine.serialize import dump_state, load_state
 
 if TYPE_CHECKING:
@@ -89,7 +89,8 @@ class RaftGroup:
                        applied=self.sm.applied_index),
             self.storage, random.Random())
         self.tick_s = cfg.get_int("raft-tick-ms") / 1000.0
-        self.proposals: dict[int, Proposal] = {}
+        self.proposals: dict[int, list[Proposal]] = {}
+        self._batch: list[tuple[Proposal, bytes]] = []
         self._read_batch: list[tuple[Connection, list[bytes], Any, Pending, int]] = []
         self._reads_by_ctx: dict[bytes, list] = {}
         self._reads_waiting_apply: list[tuple[int, list]] = []
@@ -179,6 +180,8 @@ class RaftGroup:
     # --- the Ready loop --------------------------------------------------------------------
     def _process_ready(self) -> None:
         self._ready_scheduled = False
+        if self._batch:
+            self._propose_batch()
         if self._read_batch:
             self._start_read_round()
         core = self.core
@@ -235,29 +238,34 @@ class RaftGroup:
                 self._fail_replaced(e.index, e.term)
                 continue
             self.dirty_changes += 1
-            proposal = self.proposals.pop(e.index, None)
-            if proposal is not None and proposal.term == e.term:
-                conn = proposal.conn
+            group = self.proposals.pop(e.index, None)
+            if group is not None and group[0].term == e.term:
                 # The leader still has the commands at hand: no need to decode the entry.
-                replies = sm.apply_commands(e.index, proposal.time_ms, proposal.seed, proposal.db,
-                                            proposal.flags, proposal.commands,
-                                            conn.resp if conn is not None else 2)
-                node.after_apply()
-                if conn is not None and proposal.pending is not None:
-                    value = proposal.shape(replies)
-                    argv = proposal.commands[0]
-                    node.deliver(conn, proposal.pending, value, argv, proposal.spec, proposal.db)
+                for proposal in group:
+                    conn = proposal.conn
+                    replies = sm.apply_commands(e.index, proposal.time_ms, proposal.seed,
+                                                proposal.db, proposal.flags, proposal.commands,
+                                                conn.resp if conn is not None else 2)
+                    node.after_apply()
+                    if conn is not None and proposal.pending is not None:
+                        value = proposal.shape(replies)
+                        node.deliver(conn, proposal.pending, value, proposal.commands[0],
+                                     proposal.spec, proposal.db)
             else:
-                if proposal is not None:
-                    self._answer(proposal, NOT_APPLIED)
+                if group is not None:
+                    self._answer_all(group, NOT_APPLIED)
                 sm.apply(e.index, e.data)
                 node.after_apply()
 
     def _fail_replaced(self, index: int, term: int) -> None:
-        proposal = self.proposals.get(index)
-        if proposal is not None and proposal.term != term:
+        group = self.proposals.get(index)
+        if group is not None and group[0].term != term:
             del self.proposals[index]
-            self._answer(proposal, NOT_APPLIED)
+            self._answer_all(group, NOT_APPLIED)
+
+    def _answer_all(self, group: list[Proposal], error: str) -> None:
+        for proposal in group:
+            self._answer(proposal, error)
 
     def _answer(self, proposal: Proposal, error: str) -> None:
         if proposal.pending is not None and proposal.conn is not None:
@@ -272,18 +280,19 @@ class RaftGroup:
         self.role, self.leader = role, leader
         if was_leader and role != Role.LEADER:
             now = time.monotonic()
-            for p in self.proposals.values():
-                if not p.lost_at:
-                    p.lost_at = now
+            for group in self.proposals.values():
+                for p in group:
+                    if not p.lost_at:
+                        p.lost_at = now
         log.info("raft: role %s, leader %s, term %d", role.name.lower(), leader, self.core.term)
         self.membership.leadership_changed()
 
     def _expire_lost_proposals(self, now: float) -> None:
         if not self.proposals or self.role == Role.LEADER:
             return
-        for index in [i for i, p in self.proposals.items()
-                      if p.lost_at and now - p.lost_at > UNKNOWN_AFTER]:
-            self._answer(self.proposals.pop(index), errors.UNKNOWN_OUTCOME)
+        for index in [i for i, g in self.proposals.items()
+                      if g[0].lost_at and now - g[0].lost_at > UNKNOWN_AFTER]:
+            self._answer_all(self.proposals.pop(index), errors.UNKNOWN_OUTCOME)
 
     # --- writes -----------------------------------------------------------------------------
     def redirect_error(self, conn: Connection | None, argv: list[bytes] | None = None) -> str:
@@ -322,27 +331,42 @@ class RaftGroup:
             return error
         now, seed = self.node.now_ms(), self._seed.getrandbits(63)
         flags = FLAG_TRANSACTION if transaction else 0
-        payload = encode_entry(now, seed, db, commands, flags)
-        try:
-            index = core.propose(payload)
-        except NotLeader:
-            return ErrorReply(self.redirect_error(conn, commands[0]))
         if pending is None:
             pending = conn.emit_pending(is_write=True)
-        self.proposals[index] = Proposal(core.term, conn, pending, commands, shape, spec, db, now,
-                                         seed, flags)
+        proposal = Proposal(core.term, conn, pending, commands, shape, spec, db, now, seed, flags)
+        self._batch.append((proposal, encode_entry(now, seed, db, commands, flags)))
         self.schedule_ready()
         return DEFERRED
+
+    def _propose_batch(self) -> None:
+        """All writes of one event-loop turn become one log entry: one append, one
+        fsync and one replication round for the whole batch."""
+        batch = self._batch
+        self._batch = []
+        payload = batch[0][1] if len(batch) == 1 else encode_batch([p for _, p in batch])
+        group = [proposal for proposal, _ in batch]
+        try:
+            index = self.core.propose(payload)
+        except NotLeader:
+            for proposal in group:
+                if proposal.pending is not None and proposal.conn is not None:
+                    from raftkv.server.resp import encode_error
+
+                    proposal.pending.resolve(encode_error(
+                        self.redirect_error(proposal.conn, proposal.commands[0])))
+            return
+        term = self.core.term
+        for proposal in group:
+            proposal.term = term
+        self.proposals[index] = group
 
     def propose_internal(self, commands: list[list[bytes]], db: int) -> None:
         """A write of the node itself (active expiry): fire and forget, leader only."""
         if not self.core.is_leader_ready():
             return
-        payload = encode_entry(self.node.now_ms(), self._seed.getrandbits(63), db, commands)
-        try:
-            self.core.propose(payload)
-        except NotLeader:
-            return
+        now, seed = self.node.now_ms(), self._seed.getrandbits(63)
+        proposal = Proposal(self.core.term, None, None, commands, None, None, db, now, seed, 0)
+        self._batch.append((proposal, encode_entry(now, seed, db, commands)))
         self.schedule_ready()
 
     # --- reads -------------------------------------------------------------------------------

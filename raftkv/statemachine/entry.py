@@ -47,6 +47,32 @@ class EntryDecodeError(ValueError):
     pass
 
 
+def encode_batch(payloads: list[bytes]) -> bytes:
+    """Several command entries proposed in one event-loop turn, as one log entry:
+    an array whose items are command entries (their first item is an array,
+    where a command entry's is an integer)."""
+    return b"*%d\r\n" % len(payloads) + b"".join(payloads)
+
+
+def is_batch(payload: bytes) -> bool:
+    return payload[payload.index(b"\n") + 1:][:1] == b"*"
+
+
+def decode_entries(payload: bytes) -> list[CommandEntry]:
+    """The command entries of a payload, batched or not."""
+    if not is_batch(payload):
+        return [decode_entry(payload)]
+    reader = hiredis.Reader()
+    reader.feed(payload)
+    try:
+        items = reader.gets()
+    except hiredis.ProtocolError as exc:
+        raise EntryDecodeError(str(exc)) from None
+    if not isinstance(items, list):
+        raise EntryDecodeError("batch entry is not an array")
+    return [_from_value(v) for v in items]
+
+
 def decode_entry(payload: bytes) -> CommandEntry:
     reader = hiredis.Reader()
     reader.feed(payload)
@@ -54,6 +80,10 @@ def decode_entry(payload: bytes) -> CommandEntry:
         value = reader.gets()
     except hiredis.ProtocolError as exc:
         raise EntryDecodeError(str(exc)) from None
+    return _from_value(value)
+
+
+def _from_value(value: object) -> CommandEntry:
     if not isinstance(value, list) or len(value) < 4:
         raise EntryDecodeError("command entry is not an array of at least 4 items")
     time_ms, seed, db, flags = value[0], value[1], value[2], value[3]

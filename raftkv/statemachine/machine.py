@@ -19,7 +19,7 @@ from raftkv.errors import CommandError
 from raftkv.replies import ErrorReply
 from raftkv.statemachine.access import AccessTracker
 from raftkv.statemachine.context import Context
-from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entry
+from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entries, decode_entry, is_batch
 from raftkv.statemachine.keyspace import Database
 from raftkv.statemachine.registry import HANDLERS
 from raftkv.statemachine.scan import ScanCursors
@@ -84,7 +84,14 @@ class StateMachine:
 
     # --- writes ------------------------------------------------------------
     def apply(self, index: int, payload: bytes, resp: int = 2) -> list[Any]:
-        """Apply one command entry at log ``index``; one reply per command in it."""
+        """Apply one log entry at ``index`` (a command entry or a batch of them);
+        one reply per command in it."""
+        if is_batch(payload):
+            replies: list[Any] = []
+            for entry in decode_entries(payload):
+                replies += self.apply_commands(index, entry.time_ms, entry.seed, entry.db,
+                                               entry.flags, entry.commands, resp)
+            return replies
         entry = decode_entry(payload)
         return self.apply_commands(index, entry.time_ms, entry.seed, entry.db, entry.flags,
                                    entry.commands, resp)
