@@ -199,3 +199,26 @@ def test_watch_on_the_leader_aborts_exec_after_another_clients_write(cluster):
     pipe.incr("{w}n")
     pipe.set("w", "mine")
     assert pipe.execute() == [1, True]
+
+
+def test_blocked_client_is_answered_when_its_node_loses_leadership(cluster):
+    leader = cluster.wait_leader()
+    c = leader.client(socket_timeout=30)
+    result: dict = {}
+
+    def run() -> None:
+        try:
+            result["reply"] = c.blpop(["{q}never"], timeout=0)
+        except redis.RedisError as exc:
+            result["error"] = str(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    deadline = time.monotonic() + 10
+    while leader.client().info("clients")["blocked_clients"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for follower in cluster.followers(leader):
+        follower.kill9()  # the leader loses its quorum and steps down (check-quorum)
+    t.join(20)
+    assert not t.is_alive(), "the blocked client was left hanging"
+    assert "error" in result and "cluster is down" in result["error"].lower()

@@ -66,7 +66,15 @@ Writing
 
 `append` encodes records into an in-memory buffer; `flush` writes the buffer
 with one `os.write` and, if asked, one `os.fdatasync` (group commit: the
-server calls it once per event-loop batch). All methods belong to the thread
+server calls it once per event-loop batch). A record's data is copied once,
+into that buffer (a value of hundreds of megabytes is not concatenated again).
+
+Memory: an entry costs 32 bytes in memory (its term, kind, offset and data
+length in arrays) plus its data while the data is among the newest
+`cache_bytes` written; older data is dropped once on disk and read back from
+its segment (one `pread` per segment and call) when asked for: by a follower
+far behind, or a replay. So the log does not keep every command since the
+last snapshot in memory. All methods belong to the thread
 that owns the log (the event loop), except `sync`, which any thread may call:
 it duplicates the current segment's descriptor under a lock and fdatasyncs
 the duplicate outside it, so the loop never waits on the `everysec` thread.
@@ -79,6 +87,7 @@ import os
 import re
 import threading
 import zlib
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -114,6 +123,8 @@ def segment_name(first_index: int) -> str:
 # --------------------------------------------------------------------------
 
 _RECORD_BODY = b"*6\r\n$5\r\nENTRY\r\n:%d\r\n:%d\r\n:%d\r\n$%d\r\n%b\r\n"
+_RECORD_HEAD = b"*6\r\n$5\r\nENTRY\r\n:%d\r\n:%d\r\n:%d\r\n$%d\r\n"
+CACHE_BYTES = 4 << 20  # data of the newest entries kept in memory once written
 _RECORD_PREFIX = b"*6\r\n$5\r\nENTRY\r\n"
 _HEAD_RE = re.compile(
     rb"\*6\r\n\$5\r\nENTRY\r\n:(\d{1,20})\r\n:(\d{1,20})\r\n:(\d{1,20})\r\n\$(\d{1,20})\r\n"
@@ -469,8 +480,16 @@ class RaftLog:
         self.fsync_policy = fsync_policy
         self._snap_index = 0
         self._snap_term = 0
-        self._entries: list[Entry] = []
-        self._offsets: list[int] = []
+        # Entry snap_index + 1 + i: term, kind, offset of its record in its segment,
+        # length of its data, and its data (None once dropped from memory).
+        self._terms = array("q")
+        self._kinds = array("q")
+        self._offsets = array("q")
+        self._lens = array("q")
+        self._data: list[bytes | None] = []
+        self._kept = 0  # entries before this position have no data in memory
+        self._kept_bytes = 0  # data bytes held from position _kept on
+        self.cache_bytes = CACHE_BYTES
         self._segments: list[_Segment] = []
         self._older_bytes = 0  # size of all segments but the current one
         self._buf = bytearray()
@@ -516,8 +535,8 @@ class RaftLog:
                 os.close(fd)
         self._segments = [_Segment(s.path, s.first_index, s.valid_size) for s in scan.segments]
         self._older_bytes = sum(s.size for s in self._segments[:-1])
-        self._entries = scan.entries
-        self._offsets = scan.offsets
+        self._add_entries(scan.entries, scan.offsets)
+        self._trim()
         if self._segments:
             self._fd = _open_append(self._segments[-1].path)
         else:
@@ -549,10 +568,10 @@ class RaftLog:
 
     def last_index(self) -> int:
         """The last index held, or the snapshot index (0 if none) when empty."""
-        return self._snap_index + len(self._entries)
+        return self._snap_index + len(self._terms)
 
     def last_term(self) -> int:
-        return self._entries[-1][1] if self._entries else self._snap_term
+        return self._terms[-1] if self._terms else self._snap_term
 
     def snapshot_point(self) -> tuple[int, int]:
         """(index, term) of the last entry covered by the snapshot; (0, 0) at first."""
@@ -563,7 +582,7 @@ class RaftLog:
         pos = index - self._snap_index - 1
         if pos >= 0:
             try:
-                return self._entries[pos][1]
+                return self._terms[pos]
             except IndexError:
                 raise EntryUnavailableError(
                     f"entry {index} is past the last index {self.last_index()}"
@@ -579,12 +598,11 @@ class RaftLog:
             raise EntryCompactedError(
                 f"entry {index} is compacted (snapshot index {self._snap_index})"
             )
-        try:
-            return self._entries[pos]
-        except IndexError:
+        if pos >= len(self._terms):
             raise EntryUnavailableError(
                 f"entry {index} is past the last index {self.last_index()}"
-            ) from None
+            )
+        return self._materialize(pos, pos + 1)[0]
 
     def entries(self, lo: int, hi: int, max_bytes: int | None = None) -> list[Entry]:
         """Entries lo..hi-1. With `max_bytes`, stop before the data passes it
@@ -598,14 +616,16 @@ class RaftLog:
                 f"entry {hi - 1} is past the last index {self.last_index()}"
             )
         base = self._snap_index + 1
-        out = self._entries[lo - base : hi - base]
-        if max_bytes is not None and out:
+        start, stop = lo - base, hi - base
+        if max_bytes is not None and stop > start + 1:
             total = 0
-            for n, (_, _, _, data) in enumerate(out):
-                total += len(data)
-                if total > max_bytes and n > 0:
-                    return out[:n]
-        return out
+            lens = self._lens
+            for i in range(start, stop):
+                total += lens[i]
+                if total > max_bytes and i > start:
+                    stop = i
+                    break
+        return self._materialize(start, stop)
 
     def size_bytes(self) -> int:
         """Bytes of all live segments, including what is still buffered."""
@@ -637,7 +657,8 @@ class RaftLog:
                 f"cannot append at index {first}: the last index is {self.last_index()}"
             )
         prev_term = self.term(first - 1)
-        # Encode and validate everything before changing anything.
+        # Encode and validate everything before changing anything. The data is
+        # not copied here: it goes into the write buffer once, below.
         encoded = []
         entries = []
         expected = first
@@ -654,20 +675,24 @@ class RaftLog:
                 raise ValueError(f"record {index} has a negative kind {kind}")
             if type(data) is not bytes:
                 data = bytes(data)
-            body = _RECORD_BODY % (index, term, kind, len(data), data)
-            encoded.append(body + b":%d\r\n" % _crc32(body))
+            head = _RECORD_HEAD % (index, term, kind, len(data))
+            crc = _crc32(b"\r\n", _crc32(data, _crc32(head)))
+            encoded.append((head, b"\r\n:%d\r\n" % crc))
             entries.append((index, term, kind, data))
             prev_term = term
             expected += 1
         if first <= self.last_index():
             self._truncate_suffix(first)
         offset = self._segments[-1].size + len(self._buf)
-        offsets = self._offsets
-        for rec in encoded:
+        offsets = []
+        buf = self._buf
+        for (head, tail), (_i, _t, _k, data) in zip(encoded, entries, strict=True):
             offsets.append(offset)
-            offset += len(rec)
-        self._buf += b"".join(encoded)
-        self._entries += entries
+            offset += len(head) + len(data) + len(tail)
+            buf += head
+            buf += data
+            buf += tail
+        self._add_entries(entries, offsets)
 
     def flush(self, fsync: bool | None = None) -> int:
         """Write the buffer to the current segment (one os.write); fdatasync if
@@ -693,6 +718,7 @@ class RaftLog:
             current.size += written
             self._buf = bytearray()
             self._write_seq += 1
+            self._trim()
         if fsync is None:
             fsync = self.fsync_policy == "always"
         if fsync and self._synced_seq != self._write_seq:
@@ -754,8 +780,7 @@ class RaftLog:
             )
         self._save_meta(upto_index, upto_term)
         drop = upto_index - self._snap_index
-        del self._entries[:drop]
-        del self._offsets[:drop]
+        self._drop_prefix(drop)
         self._snap_index, self._snap_term = upto_index, upto_term
         removed = False
         while len(self._segments) > 1 and self._segments[1].first_index <= upto_index + 1:
@@ -786,8 +811,7 @@ class RaftLog:
         fsync_dir(self.dirpath)
         self._segments = []
         self._older_bytes = 0
-        self._entries = []
-        self._offsets = []
+        self._drop_prefix(len(self._terms))
         self._save_meta(snapshot_index, snapshot_term)
         self._snap_index, self._snap_term = snapshot_index, snapshot_term
         self._create_segment(snapshot_index + 1)
@@ -811,6 +835,104 @@ class RaftLog:
 
     # ---- internals -------------------------------------------------------------
 
+    def _add_entries(self, entries: list[Entry], offsets: list[int]) -> None:
+        data = self._data
+        for (_index, term, kind, payload), offset in zip(entries, offsets, strict=True):
+            self._terms.append(term)
+            self._kinds.append(kind)
+            self._offsets.append(offset)
+            self._lens.append(len(payload))
+            data.append(payload)
+            self._kept_bytes += len(payload)
+
+    def _trim(self) -> None:
+        """Drop the data of the oldest entries held past `cache_bytes` (all on disk:
+        called only when the write buffer is empty)."""
+        if self._kept_bytes <= self.cache_bytes or self._buf:
+            return
+        data = self._data
+        pos = self._kept
+        kept = self._kept_bytes
+        limit = self.cache_bytes
+        end = len(data)
+        while kept > limit and pos < end:
+            payload = data[pos]
+            if payload is not None:
+                kept -= len(payload)
+                data[pos] = None
+            pos += 1
+        self._kept, self._kept_bytes = pos, kept
+
+    def _drop_prefix(self, n: int) -> None:
+        """Forget the first `n` entries (compaction)."""
+        n = min(n, len(self._terms))
+        for arr in (self._terms, self._kinds, self._offsets, self._lens):
+            del arr[:n]
+        dropped = self._data[:n]
+        del self._data[:n]
+        self._kept_bytes -= sum(len(d) for d in dropped if d is not None)
+        self._kept = max(self._kept - n, 0)
+
+    def _drop_suffix(self, pos: int) -> None:
+        """Forget the entries from position `pos` on (a conflicting suffix)."""
+        for arr in (self._terms, self._kinds, self._offsets, self._lens):
+            del arr[pos:]
+        dropped = self._data[pos:]
+        del self._data[pos:]
+        self._kept_bytes -= sum(len(d) for d in dropped if d is not None)
+        self._kept = min(self._kept, pos)
+
+    def _materialize(self, start: int, stop: int) -> list[Entry]:
+        """Entries at positions start..stop-1 as tuples, their data read back from
+        the segments when it is no longer in memory."""
+        base = self._snap_index + 1
+        data = self._data
+        terms, kinds = self._terms, self._kinds
+        if start >= self._kept:
+            return [(base + i, terms[i], kinds[i], data[i]) for i in range(start, stop)]  # type: ignore[misc]
+        payloads = self._read_back(start, min(stop, self._kept))
+        out: list[Entry] = []
+        for i in range(start, stop):
+            payload = data[i]
+            if payload is None:
+                payload = payloads[i - start]
+            out.append((base + i, terms[i], kinds[i], payload))
+        return out
+
+    def _read_back(self, start: int, stop: int) -> list[bytes]:
+        """The data of positions start..stop-1 from their segment files: one read
+        per segment of the byte range they span."""
+        base = self._snap_index + 1
+        terms, kinds, offsets, lens = self._terms, self._kinds, self._offsets, self._lens
+        firsts = [seg.first_index for seg in self._segments]
+        out: list[bytes] = []
+        i = start
+        while i < stop:
+            k = bisect_right(firsts, base + i) - 1
+            path = self._segments[k].path
+            j = min(stop, firsts[k + 1] - base) if k + 1 < len(firsts) else stop
+            # From the first record's start to the last one's data end.
+            starts = [offsets[p] + len(_RECORD_HEAD % (base + p, terms[p], kinds[p], lens[p]))
+                      for p in range(i, j)]
+            lo = offsets[i] if j - i > 1 else starts[0]
+            hi = starts[-1] + lens[j - 1]
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                chunk = os.pread(fd, hi - lo, lo)
+            finally:
+                os.close(fd)
+            if len(chunk) != hi - lo:
+                raise LogCorruptError(path, lo + len(chunk), "log segment shorter than its entries")
+            if j - i == 1:
+                out.append(chunk)
+            else:
+                view = memoryview(chunk)
+                for p in range(i, j):
+                    at = starts[p - i] - lo
+                    out.append(bytes(view[at : at + lens[p]]))
+            i = j
+        return out
+
     def _create_segment(self, first_index: int) -> None:
         path = os.path.join(self.dirpath, segment_name(first_index))
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
@@ -823,8 +945,7 @@ class RaftLog:
         """Remove entries index.. in memory and on disk."""
         pos = index - self._snap_index - 1
         offset = self._offsets[pos]
-        del self._entries[pos:]
-        del self._offsets[pos:]
+        self._drop_suffix(pos)
         k = bisect_right([s.first_index for s in self._segments], index) - 1
         current = self._segments[-1]
         if k == len(self._segments) - 1:

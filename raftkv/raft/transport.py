@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 MAX_BUFFERED = 64 << 20  # drop messages to a peer whose socket buffer is this full
 HANDSHAKE_TIMEOUT = 5.0
+HANDSHAKE_MAX_FRAME = 4096  # before the handshake a peer is a stranger: small frames only
 
 
 def _mac(secret: bytes, *parts: bytes) -> str:
@@ -49,7 +50,7 @@ class PeerLink(asyncio.Protocol):
         self.owner = transport_owner
         self.dialing_to = dialing_to
         self.peer: str | None = dialing_to
-        self.frames = wire.FrameReader()
+        self.frames = wire.FrameReader(HANDSHAKE_MAX_FRAME)
         self.transport: asyncio.Transport | None = None
         self.ready = False
         self.nonce = os.urandom(16).hex().encode()
@@ -161,6 +162,7 @@ class PeerLink(asyncio.Protocol):
 
     def _established(self) -> None:
         self.ready = True
+        self.frames.max_frame_size = wire.MAX_FRAME_SIZE
         if self._timer is not None:
             self._timer.cancel()
         self.owner.link_up(self)

@@ -150,7 +150,31 @@ class Catalog:
         return self.by_name.get(name.lower())
 
 
+# Redis 7.2's categories where the ones derived from a declaration's flags and
+# group differ (Redis lists them per command: KEYS, FLUSHALL, SORT are @dangerous ...).
+_REDIS_CATEGORIES = {
+    "asking": "fast connection", "command": "slow connection",
+    "command|count": "slow connection", "command|docs": "slow connection",
+    "command|getkeys": "slow connection", "command|getkeysandflags": "slow connection",
+    "command|help": "slow connection", "command|info": "slow connection",
+    "command|list": "slow connection", "dbsize": "keyspace read fast",
+    "eval_ro": "slow scripting", "evalsha_ro": "slow scripting", "fcall_ro": "slow scripting",
+    "flushall": "keyspace write slow dangerous", "flushdb": "keyspace write slow dangerous",
+    "info": "slow dangerous", "keys": "keyspace read slow dangerous",
+    "lastsave": "admin fast dangerous", "pubsub|help": "slow",
+    "readonly": "fast connection", "readwrite": "fast connection",
+    "restore": "keyspace write slow dangerous",
+    "sort": "write set sortedset list slow dangerous",
+    "sort_ro": "read set sortedset list slow dangerous",
+    "swapdb": "keyspace write fast dangerous", "migrate": "keyspace write slow dangerous",
+    "role": "admin fast dangerous", "failover": "admin slow dangerous",
+}
+
+
 def spec_categories(spec: CommandSpec) -> tuple[str, ...]:
+    fixed = _REDIS_CATEGORIES.get(spec.full_name)
+    if fixed is not None:
+        return tuple(fixed.split())
     # A container command (CONFIG, CLIENT ...) is only @slow, as in Redis.
     return ("slow",) if spec.subcommands else spec.categories
 

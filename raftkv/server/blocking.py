@@ -98,6 +98,12 @@ class BlockingRegistry:
             client.pending.resolve(encode(client.timeout_reply, conn.resp))
         return True
 
+    def redirect_all(self, error_for: Any) -> None:
+        """Leadership was lost: answer every blocked client (a redirect), never leave it hanging."""
+        for client in list(self.by_conn.values()):
+            self._remove(client)
+            client.pending.resolve(error_for(client.conn, client.argv))
+
     def forget(self, conn: Connection) -> None:
         client = self.by_conn.get(conn.id)
         if client is not None:

@@ -21,7 +21,7 @@ import hiredis
 
 from raftkv.errors import ProtocolError
 from raftkv.server.inline import MAX_INLINE, split_args
-from raftkv.server.limits import HeaderScanner, resp_size
+from raftkv.server.limits import BIG_COUNT_HINT, HeaderScanner, check_aggregate_counts, resp_size
 from raftkv.server.resp import encode_error
 
 if TYPE_CHECKING:
@@ -160,7 +160,6 @@ class Connection(asyncio.Protocol):
             data = self._parse_inline(data)
             if not data:
                 return
-        reader.feed(data)
         inbox = self.inbox
         scanner = self.scanner
         # Where in ``data`` the next command starts, when known: hiredis does not
@@ -173,6 +172,9 @@ class Connection(asyncio.Protocol):
             if boundary < 0 and scanner.seen > self.node.config.get_int("client-query-buffer-limit"):
                 log.warning("closing client %s that reached max query buffer length", self.addr)
                 raise ProtocolError("Protocol error: query buffer limit reached")
+        if boundary >= 0 and BIG_COUNT_HINT.search(data, boundary) is not None:
+            check_aggregate_counts(data, boundary)  # before hiredis allocates for them
+        reader.feed(data)
         skip_first = was_scanning
         counted = 0  # commands of this chunk after the known boundary
         while True:
@@ -237,6 +239,7 @@ class Connection(asyncio.Protocol):
 
     def _protocol_error(self, text: str) -> None:
         # Answer what came before in order, then the error, then close: only this client.
+        self.process()  # the commands parsed before the bad bytes run first, as in Redis
         self.inbox.clear()
         self.emit(encode_error(text if text.startswith("ERR") else "ERR " + text))
         self.close_after_reply = True

@@ -93,6 +93,11 @@ class Dispatcher:
             error = self._cross_slot(conn, exec_spec, argv)
             if error:
                 return self._reject(conn, error, queueing=True, spec=exec_spec)
+        memory = self.node.memory
+        if memory.maxmemory:  # evict if over maxmemory; refuse denyoom commands (OOM)
+            error = memory.check(conn, exec_spec, name)
+            if error is not None:
+                return self._reject(conn, error, queueing=True, spec=exec_spec)
         if conn.multi is not None and name not in _MULTI_IMMEDIATE:
             conn.multi.append(argv)
             conn.emit(b"+QUEUED\r\n")
@@ -162,6 +167,8 @@ class Dispatcher:
                 reply = node.write(conn, [argv], spec=exec_spec)
             else:
                 reply = node.read(conn, argv, exec_spec)
+                if conn.tracking is not None and exec_spec.first_key:
+                    node.tracking.remember_reads(conn, keys_of(exec_spec, argv))
         except CommandError as exc:
             reply = ErrorReply(str(exc))
         usec = (time.perf_counter_ns() - started) // 1000

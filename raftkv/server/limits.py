@@ -9,6 +9,8 @@ a header is over the limit.
 
 from __future__ import annotations
 
+import re
+
 from raftkv.errors import ProtocolError
 
 MAX_MULTIBULK = 1024 * 1024 * 1024 * 2 - 1  # INT_MAX, as Redis
@@ -94,3 +96,53 @@ class HeaderScanner:
             raise ProtocolError("Protocol error: invalid bulk length")
         self._args_left -= 1
         self._skip = size + 2
+
+
+# hiredis allocates the list of an array when it reads the array's header, for
+# the count announced, before any element arrives; freeing a list announced at
+# 2**31 elements takes the event loop ~15 s. So an aggregate count above this is
+# refused before hiredis sees it (Redis accepts up to INT_MAX but grows its argv
+# as arguments arrive).
+MAX_AGGREGATE = 1024 * 1024
+BIG_COUNT_HINT = re.compile(rb"[*~%>|][1-9][0-9]{5}")  # cheap pre-filter: 6+ digit counts
+
+
+def check_aggregate_counts(data: bytes, pos: int) -> None:
+    """Walk the RESP in ``data`` from ``pos`` (a command boundary) and raise the
+    protocol error for an aggregate count over MAX_AGGREGATE. Called only when
+    the pre-filter matched somewhere (a header, or payload bytes that look like one)."""
+    if BIG_COUNT_HINT.search(data, pos) is None:
+        return
+    n = len(data)
+    left: list[int] = []  # elements still to come in each open aggregate
+    while pos < n:
+        kind = data[pos]
+        if not left and kind != 42:  # between commands, not '*': inline, handled elsewhere
+            return
+        end = data.find(b"\r\n", pos)
+        if end < 0:
+            return
+        if left:
+            left[-1] -= 1
+        if kind in b"*~%>|":
+            try:
+                count = int(data[pos + 1:end])
+            except ValueError:
+                return  # hiredis reports the protocol error
+            if kind in b"%|":
+                count *= 2
+            if count > MAX_AGGREGATE:
+                raise ProtocolError("Protocol error: invalid multibulk length")
+            if count > 0:
+                left.append(count)
+            pos = end + 2
+        elif kind in b"$=!":
+            try:
+                size = int(data[pos + 1:end])
+            except ValueError:
+                return
+            pos = end + 2 + (size + 2 if size >= 0 else 0)
+        else:
+            pos = end + 2
+        while left and left[-1] <= 0:
+            left.pop()

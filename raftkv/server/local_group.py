@@ -98,6 +98,9 @@ class LocalGroup:
         self.flush()
         for db in self.sm.dbs:
             db.clear()
+        from raftkv.statemachine.scripting import scripting_of
+
+        scripting_of(self.sm).flush_functions()  # reloaded from the snapshot, if any
         self.snapshot_index = self.snapshot_term = 0
         self._load_snapshot()
         self._replay()

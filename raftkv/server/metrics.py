@@ -248,7 +248,7 @@ class RaftkvCollector:
         yield CounterMetricFamily("raftkv_expired_keys", "Keys deleted because their TTL passed.",
                                   value=sm.stats_expired_keys)
         yield CounterMetricFamily("raftkv_evicted_keys", "Keys evicted under maxmemory.",
-                                  value=node.stats.evicted_keys)
+                                  value=node.sm.stats_evicted_keys)
         keys = GaugeMetricFamily("raftkv_keys", "Keys per database.", labels=["db"])
         expiring = GaugeMetricFamily("raftkv_expiring_keys", "Keys with a TTL per database.",
                                      labels=["db"])

@@ -25,9 +25,11 @@ from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
 from raftkv.server.local_group import LocalGroup
+from raftkv.server.memory import Memory
 from raftkv.server.pubsub import PubSub
 from raftkv.server.resp import encode, encode_error
 from raftkv.server.stats import Stats
+from raftkv.server.tracking import Tracking
 from raftkv.statemachine.entry import FLAG_TRANSACTION
 from raftkv.statemachine.machine import StateMachine
 
@@ -55,9 +57,11 @@ class Node:
         self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
         self.pubsub = PubSub(self)
+        self.tracking = Tracking(self)
         self.acl = AclManager(self)  # users: requirepass, aclfile, replicated ACL
         self.dispatcher = Dispatcher(self)
         self.dispatch = self.dispatcher.dispatch
+        self.memory = Memory(self)  # accounting, maxmemory, eviction
         self._flush_conns: set[Connection] = set()
         self._flush_scheduled = False
         self.server: asyncio.base_events.Server | None = None
@@ -119,11 +123,10 @@ class Node:
         self.stats.reset()
         self.sm.keyspace_hits = self.sm.keyspace_misses = 0
         self.sm.stats_expired_keys = 0
+        self.sm.stats_evicted_keys = 0
 
     def used_memory(self) -> int:
-        from raftkv.server.commands.info import _rss_bytes
-
-        return _rss_bytes()
+        return self.memory.used_memory()
 
     def pubsub_channel_count(self) -> int:
         return len(self.pubsub.channels)
@@ -246,6 +249,7 @@ class Node:
         self.monitors.discard(conn)
         self.blocking.forget(conn)
         self.pubsub.unsubscribe_all(conn)
+        self.tracking.disable(conn)
         self.dispatcher.forget(conn)
         self.stats.connection_closed(conn)
 
@@ -311,7 +315,11 @@ class Node:
         """
         shape = shape or _first
         if self.raft is None:
-            return shape(self.submit(commands, conn.db, conn.resp, transaction))
+            self.tracking.writer = conn
+            try:
+                return shape(self.submit(commands, conn.db, conn.resp, transaction))
+            finally:
+                self.tracking.writer = None
         return self.raft.propose(conn, commands, shape, transaction, pending, spec)
 
     def read(self, conn: Connection, argv: list[bytes], spec: Any = None) -> Any:
@@ -346,6 +354,8 @@ class Node:
             dirty = sm.dirty
             sm.dirty = []
             self.dispatcher.keys_touched(dirty)
+            if self.tracking.active:
+                self.tracking.keys_touched(dirty)
             self.blocking.keys_touched(dirty)
         if sm.events:
             events = sm.events

@@ -246,7 +246,9 @@ class RaftGroup:
                     replies = sm.apply_commands(e.index, proposal.time_ms, proposal.seed,
                                                 proposal.db, proposal.flags, proposal.commands,
                                                 conn.resp if conn is not None else 2)
+                    node.tracking.writer = conn  # NOLOOP: who made these changes
                     node.after_apply()
+                    node.tracking.writer = None
                     if conn is not None and proposal.pending is not None:
                         value = proposal.shape(replies)
                         node.deliver(conn, proposal.pending, value, proposal.commands[0],
@@ -279,6 +281,7 @@ class RaftGroup:
             self.elections_seen += 1
         self.role, self.leader = role, leader
         if was_leader and role != Role.LEADER:
+            self.node.blocking.redirect_all(self._redirect_error_bytes_for)
             now = time.monotonic()
             for group in self.proposals.values():
                 for p in group:
@@ -439,6 +442,9 @@ class RaftGroup:
     def _restore_snapshot(self, meta: SnapshotMeta, data: bytes) -> None:
         for db in self.sm.dbs:
             db.clear()
+        from raftkv.statemachine.scripting import scripting_of
+
+        scripting_of(self.sm).flush_functions()  # the snapshot carries its own libraries
         if data:
             load_state(data, self.sm)
         self.sm.applied_index = meta.index

@@ -18,9 +18,15 @@ import math
 import struct as _struct
 from typing import Any
 
-import lupa.lua51 as _lupa
+try:  # Redis embeds Lua 5.1: prefer lupa's 5.1 runtime, else a LuaJIT one (5.1 API)
+    import lupa.lua51 as lupa
+except ImportError:  # pragma: no cover - lupa builds without lua51
+    try:
+        import lupa.luajit21 as lupa  # type: ignore[no-redef]
+    except ImportError:
+        import lupa.luajit20 as lupa  # type: ignore[no-redef]
 
-lua_type = _lupa.lua_type
+lua_type = lupa.lua_type
 
 
 class LuaLibError(Exception):

@@ -27,8 +27,6 @@ import random
 import time
 from typing import TYPE_CHECKING, Any
 
-import lupa.lua51 as lupa
-
 from raftkv.replies import (
     NULL_ARRAY,
     BigNumber,
@@ -41,7 +39,14 @@ from raftkv.replies import (
     format_double,
 )
 from raftkv.statemachine import lua_libs
-from raftkv.statemachine.lua_libs import NULL, LuaLibError, c_int, check_number, lua_tonumber
+from raftkv.statemachine.lua_libs import (
+    NULL,
+    LuaLibError,
+    c_int,
+    check_number,
+    lua_tonumber,
+    lupa,
+)
 
 if TYPE_CHECKING:
     from raftkv.statemachine.context import Context

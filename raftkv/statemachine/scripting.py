@@ -27,8 +27,6 @@ import struct
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
-import lupa.lua51 as lupa
-
 from raftkv import errors
 from raftkv.cluster.slots import key_slot
 from raftkv.commands.keyfinder import keys_of
@@ -39,7 +37,7 @@ from raftkv.glob import compile_pattern
 from raftkv.replies import OK, Blocked, ErrorReply, Map, SetReply, Simple
 from raftkv.statemachine import lua_sandbox
 from raftkv.statemachine.args import parse_int
-from raftkv.statemachine.lua_libs import number_to_lua_string
+from raftkv.statemachine.lua_libs import lupa, number_to_lua_string
 from raftkv.statemachine.lua_sandbox import (
     KILLED,
     LOAD_TIMEOUT,

@@ -255,6 +255,60 @@ def client(node, conn, argv):
             conn.reply_mode = mode.decode()
             return DEFERRED
         raise CommandError(errors.SYNTAX)
+    if sub == b"tracking":
+        mode = argv[2].lower()
+        if mode == b"on":
+            node.tracking.enable(conn, argv[3:])
+        elif mode == b"off":
+            node.tracking.disable(conn)
+        else:
+            raise CommandError(errors.SYNTAX)
+        return OK
+    if sub == b"caching":
+        state = conn.tracking
+        flag = argv[2].lower()
+        if flag not in (b"yes", b"no"):
+            raise CommandError(errors.SYNTAX)
+        if state is None or not (state.optin or state.optout):
+            raise CommandError("ERR CLIENT CACHING can be called only when the client is in "
+                               "tracking mode with OPTIN or OPTOUT mode enabled")
+        if flag == b"yes" and not state.optin:
+            raise CommandError("ERR CLIENT CACHING YES is only valid when tracking is enabled "
+                               "in OPTIN mode.")
+        if flag == b"no" and not state.optout:
+            raise CommandError("ERR CLIENT CACHING NO is only valid when tracking is enabled "
+                               "in OPTOUT mode.")
+        state.caching = flag == b"yes"
+        return OK
+    if sub == b"getredir":
+        state = conn.tracking
+        return -1 if state is None else state.redirect
+    if sub == b"trackinginfo":
+        from raftkv.replies import Map
+
+        state = conn.tracking
+        if state is None:
+            return Map([(b"flags", [b"off"]), (b"redirect", -1), (b"prefixes", [])])
+        flags = [b"on"] + [name for name, on in ((b"bcast", state.bcast), (b"optin", state.optin),
+                                                 (b"optout", state.optout),
+                                                 (b"noloop", state.noloop)) if on]
+        if state.caching is True:
+            flags.append(b"caching-yes")
+        elif state.caching is False:
+            flags.append(b"caching-no")
+        if state.redirect and state.redirect not in node.clients:
+            flags.append(b"broken_redirect")
+        return Map([(b"flags", flags), (b"redirect", state.redirect),
+                    (b"prefixes", list(state.prefixes))])
+    if sub == b"unblock":
+        cid = parse_int(argv[2])
+        mode = argv[3].upper() if len(argv) > 3 else b"TIMEOUT"
+        if mode not in (b"TIMEOUT", b"ERROR") or len(argv) > 4:
+            raise CommandError("ERR CLIENT UNBLOCK reason should be TIMEOUT or ERROR")
+        target = node.clients.get(cid)
+        if target is None:
+            return 0
+        return 1 if node.blocking.unblock(target, error=mode == b"ERROR") else 0
     if sub in (b"no-evict", b"no-touch"):
         flag = argv[2].lower()
         if flag not in (b"on", b"off"):

@@ -92,36 +92,7 @@ def section_clients(node) -> list[tuple[str, object]]:
 
 
 def section_memory(node) -> list[tuple[str, object]]:
-    stats = node.stats
-    used = node.used_memory()
-    rss = _rss_bytes()
-    stats.peak_memory = max(stats.peak_memory, used)
-    peak = stats.peak_memory
-    startup = min(stats.startup_memory, used)
-    clients_mem = sum(c.output_buffer_size() + c.reader.len() for c in node.clients.values())
-    overhead = startup + clients_mem
-    dataset = max(used - overhead, 0)
-    maxmemory = node.config.get_int("maxmemory")
-    system = _total_system_memory()
-    return [
-        ("used_memory", used), ("used_memory_human", _human(used)),
-        ("used_memory_rss", rss), ("used_memory_rss_human", _human(rss)),
-        ("used_memory_peak", peak), ("used_memory_peak_human", _human(peak)),
-        ("used_memory_peak_perc", f"{used * 100 / peak:.2f}%" if peak else "0.00%"),
-        ("used_memory_overhead", overhead), ("used_memory_startup", startup),
-        ("used_memory_dataset", dataset),
-        ("used_memory_dataset_perc", f"{dataset * 100 / used:.2f}%" if used else "0.00%"),
-        ("total_system_memory", system), ("total_system_memory_human", _human(system)),
-        ("maxmemory", maxmemory), ("maxmemory_human", _human(maxmemory)),
-        ("maxmemory_policy", node.config.get("maxmemory-policy")),
-        ("mem_fragmentation_ratio", f"{rss / used:.2f}" if used else "0.00"),
-        ("mem_fragmentation_bytes", rss - used),
-        ("mem_not_counted_for_evict", 0), ("mem_replication_backlog", 0),
-        ("mem_total_replication_buffers", 0), ("mem_clients_slaves", 0),
-        ("mem_clients_normal", clients_mem), ("mem_cluster_links", 0),
-        ("mem_allocator", "pymalloc"), ("active_defrag_running", 0),
-        ("lazyfree_pending_objects", 0), ("lazyfreed_objects", 0),
-    ]
+    return node.memory.info_fields()  # raftkv/server/memory.py
 
 
 def _timer(group, name: str):
@@ -169,7 +140,7 @@ def section_stats(node) -> list[tuple[str, object]]:
         ("instantaneous_output_kbps", f"{kbps_out:.2f}"),
         ("instantaneous_input_repl_kbps", "0.00"), ("instantaneous_output_repl_kbps", "0.00"),
         ("rejected_connections", s.rejected_connections),
-        ("expired_keys", node.sm.stats_expired_keys), ("evicted_keys", s.evicted_keys),
+        ("expired_keys", node.sm.stats_expired_keys), ("evicted_keys", node.sm.stats_evicted_keys),
         ("evicted_clients", 0),
         ("keyspace_hits", node.sm.keyspace_hits), ("keyspace_misses", node.sm.keyspace_misses),
         ("pubsub_channels", node.pubsub_channel_count()),
