@@ -126,6 +126,12 @@ def cluster():
 
 
 def test_publish_on_one_node_reaches_subscribers_on_every_node(cluster):
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # every node connected to both others
+        peers = [cluster.raft_info(n).get("connected_peers", "") for n in cluster.nodes]
+        if all(str(p).count(",") == 1 for p in peers):
+            break
+        time.sleep(0.1)
     pubs = []
     for node in cluster.nodes:
         ps = node.client().pubsub()

@@ -448,13 +448,13 @@ class Node:
         await metrics.start(self)  # counters follow CONFIG SET; /metrics if metrics-port
         host = self.config.get("bind").split()[0]
         port = self.config.get_int("port")
+        from raftkv.server import tls
+        await tls.start(self, host, lambda: Connection(self))  # tls-port, tls-cluster
         self.server = await self.loop.create_server(
             lambda: Connection(self), host, port, reuse_address=True,
             backlog=self.config.get_int("tcp-backlog"))
         if self.group.fsync_policy == "everysec":
             self.group.start_background_sync()
-        from raftkv.server import tls
-        await tls.start(self, host, lambda: Connection(self))  # tls-port, tls-cluster
         if self.raft is not None:
             await self.raft.start()
         self._every(0.1, self.active_expire)

@@ -19,6 +19,7 @@ from raftkv.server.acl import (
     AclRuleError,
     deny_message,
     has_space,
+    hash_password,
     set_user,
 )
 from raftkv.server.registry import server_command
@@ -158,6 +159,9 @@ def _setuser(node, conn, argv):
     except AclRuleError as exc:
         raise CommandError(f"ERR {exc}") from None
     description = current.describe().encode("latin-1") if current is not None else b""
+    # Clear-text passwords never reach the log: >pass and <pass travel as their hashes.
+    ops = [(b"#" if op[:1] == b">" else b"!") + hash_password(op[1:]).encode()
+           if op[:1] in (b">", b"<") else op for op in ops]
     return node.write(conn, [[b"__acl", b"setuser", raw, description, *ops]])
 
 
