@@ -172,6 +172,13 @@ class Memory:
             table = node.dispatcher.table
             denyoom = any("denyoom" in table[argv[0].lower()].flags for argv in conn.multi
                           if argv[0].lower() in table)
+        if name == b"exec" and denyoom:
+            # Redis's execCommandAbort: the transaction is discarded with the reason.
+            conn.multi = None
+            conn.multi_error = False
+            conn.multi_slot = None
+            node.dispatcher.unwatch(conn)
+            return "EXECABORT Transaction discarded because of: " + errors.OOM
         if denyoom or (conn.multi is not None and name not in _MULTI_ALLOWED):
             return errors.OOM
         return None

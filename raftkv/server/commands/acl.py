@@ -64,6 +64,14 @@ def _name(raw: bytes) -> str:
     return raw.decode("latin-1")
 
 
+def _replicate(node, conn, entry: list[bytes]):
+    """Write an ``__acl`` entry through the log; its reply comes when it is applied."""
+    if conn.last_command == "exec":  # a pending reply cannot sit inside EXEC's array
+        raise CommandError("ERR ACL SETUSER, DELUSER and LOAD cannot run inside MULTI "
+                           "on a cluster")
+    return node.write(conn, [entry])
+
+
 @server_command("acl")
 def acl(node, conn, argv):  # noqa: C901 - one branch per subcommand
     manager = node.acl
@@ -77,7 +85,7 @@ def acl(node, conn, argv):  # noqa: C901 - one branch per subcommand
         if not manager.replicated:
             return manager.delete_users_local(names)
         count = sum(1 for n in dict.fromkeys(names) if n in manager.users)
-        return node.write(conn, [[b"__acl", b"deluser", b"%d" % count, *argv[2:]]])
+        return _replicate(node, conn, [b"__acl", b"deluser", b"%d" % count, *argv[2:]])
     if sub == b"getuser":
         user = manager.users.get(_name(argv[2]))
         return None if user is None else manager.getuser_reply(user)
@@ -107,7 +115,7 @@ def acl(node, conn, argv):  # noqa: C901 - one branch per subcommand
         entry = [b"__acl", b"load"]
         for name, user in users.items():
             entry += [name.encode("latin-1"), user.describe().encode("latin-1")]
-        return node.write(conn, [entry])
+        return _replicate(node, conn, entry)
     if sub == b"cat":
         if len(argv) == 2:
             return list(CATEGORIES)
@@ -162,7 +170,7 @@ def _setuser(node, conn, argv):
     # Clear-text passwords never reach the log: >pass and <pass travel as their hashes.
     ops = [(b"#" if op[:1] == b">" else b"!") + hash_password(op[1:]).encode()
            if op[:1] in (b">", b"<") else op for op in ops]
-    return node.write(conn, [[b"__acl", b"setuser", raw, description, *ops]])
+    return _replicate(node, conn, [b"__acl", b"setuser", raw, description, *ops])
 
 
 def _dryrun(manager, argv):
