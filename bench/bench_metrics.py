@@ -32,6 +32,7 @@ import time
 import timeit
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -142,8 +143,6 @@ def instrumentation_cost(number: int = 2_000_000) -> dict:
     """
     sys.path.insert(0, str(REPO_ROOT))
     from raftkv.server.stats import Stats
-
-    from types import SimpleNamespace
 
     stats = Stats()
     # A loaded machine may preempt an iteration past the slowlog threshold: the

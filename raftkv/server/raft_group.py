@@ -570,8 +570,9 @@ class RaftGroup:
         ]
         if core.is_leader:
             last = self.storage.last_index()
-            for peer, pr in sorted(core.progress().items()):
-                if peer == self.my_id:
-                    continue
-                out.append((f"peer_{peer}", f"match={pr.match},next={pr.next},lag={last - pr.match}"))
+            peers = [(p, pr) for p, pr in sorted(core.progress().items()) if p != self.my_id]
+            for n, (peer, pr) in enumerate(peers):
+                # Redis's style (slave0:ip=...): no colon in the key, so clients parse it.
+                out.append((f"peer{n}", f"id={peer},match={pr.match},next={pr.next},"
+                                        f"lag={last - pr.match}"))
         return out
