@@ -339,10 +339,10 @@ class RaftkvCollector:
                                 "Entries a peer is behind the leader's log (leader only).",
                                 labels=["group", "peer"])
         for key, value in info.items():
-            if not key.startswith("peer_"):
+            if not (key.startswith("peer") and str(value).startswith("id=")):
                 continue
-            peer = key[len("peer_"):]
             fields = _fields(str(value))
+            peer = fields.get("id", key)
             m, lg = _number(fields.get("match")), _number(fields.get("lag"))
             if m is not None:
                 match.add_metric([GROUP, peer], m)
