@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos cluster cluster-stop sim-long clean
+.PHONY: run test lint bench chaos fuzz cluster cluster-stop sim-long clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,7 +28,15 @@ redis-tools:
 
 bench: $(STAMP) redis-tools
 	$(PY) bench/bench_single.py
+	$(PY) bench/bench_single.py --tests lpush,lpop,rpop,sadd,spop,hset,zadd,lrange_100,lrange_600 --pipelines 1
+	$(PY) bench/bench_streams.py
+	$(PY) bench/bench_pubsub.py
+	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_cluster.py
+
+# The protocol fuzzer for longer than the default suite's smoke run.
+fuzz: $(STAMP)
+	RAFTKV_FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz_protocol.py -p no:cacheprovider
 
 sim-long: $(STAMP)
 	RAFT_SIM_SEEDS=20000 $(PY) -m pytest tests/raft/test_simulation.py -p no:cacheprovider

@@ -45,7 +45,7 @@ DIRECTIVES: list[Directive] = [
     # network
     D("bind", "string", "127.0.0.1", mutable=False),
     D("port", "int", "6379", 0, 65535, mutable=False),
-    D("protected-mode", "bool", "no"),
+    D("protected-mode", "bool", "yes"),
     D("tcp-backlog", "int", "511", 0, _MAXINT, mutable=False),
     D("timeout", "int", "0", 0, 2**31 - 1),
     D("tcp-keepalive", "int", "300", 0, 2**31 - 1),

@@ -26,6 +26,25 @@ def _setup_logging(config: Config) -> None:
                      if name == "loglevel" else None)
 
 
+def _raise_fd_limit(maxclients: int) -> None:
+    """As Redis does: room for maxclients connections plus the files the node keeps open."""
+    import resource
+
+    want = maxclients + 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= want:
+        return
+    target = want if hard == resource.RLIM_INFINITY else min(want, hard)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ValueError, OSError):
+        return
+    if target < want:
+        logging.getLogger(__name__).warning(
+            "maxclients %d needs %d file descriptors; the limit allows %d", maxclients, want,
+            target)
+
+
 def build_config(argv: list[str]) -> Config:
     config = Config()
     path, pairs = parse_argv(argv)
@@ -44,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"*** FATAL CONFIG FILE ERROR *** {exc}", file=sys.stderr)
         return 1
     _setup_logging(config)
+    _raise_fd_limit(config.get_int("maxclients"))
     try:
         import uvloop
 

@@ -38,6 +38,13 @@ log = logging.getLogger(__name__)
 ACTIVE_EXPIRE_KEYS_PER_CYCLE = 200  # keys one cycle may delete per database
 
 
+def is_loopback(addr: str) -> bool:
+    """Whether a client address (``host:port``, or a unix socket path) is local."""
+    host = addr.rsplit(":", 1)[0].strip("[]")
+    return host.startswith("127.") or host in ("::1", "localhost", "?") or not host \
+        or host.startswith("::ffff:127.") or "/" in addr
+
+
 def _first(replies: list[Any]) -> Any:
     return replies[0]
 
@@ -234,6 +241,14 @@ class Node:
 
     def admit(self, conn: Connection) -> bool:
         self.stats.connections_received += 1
+        if self.config.get_bool("protected-mode") and not self.auth_required() \
+                and not is_loopback(conn.addr):
+            # As Redis: with no password, only loopback clients may talk to an open port.
+            if conn.transport is not None:
+                conn.transport.write(encode_error(errors.DENIED_PROTECTED))
+                conn.transport.close()
+            conn.closing = True
+            return False
         if len(self.clients) >= self.config.get_int("maxclients") or self.shutting_down:
             self.stats.rejected_connections += 1
             if conn.transport is not None:
