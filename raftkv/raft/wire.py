@@ -32,9 +32,9 @@ import struct
 from raftkv.raft.types import ConfState, Entry, EntryKind, Message, MessageType, SnapshotMeta
 
 VERSION = 1
-MAX_MESSAGE_SIZE = 256 << 20
+MAX_MESSAGE_SIZE = 1100 << 20  # a 512 MB value (proto-max-bulk-len) fits, twice
 MAX_ID_BYTES = 255
-MAX_FRAME_SIZE = 64 << 20
+MAX_FRAME_SIZE = 1100 << 20
 
 HEADER = struct.Struct("<BBBBIQQQQQQQHHIII")
 ENTRY_HEADER = struct.Struct("<QQBI")

@@ -1,10 +1,11 @@
 """The single-node slot group: log, snapshots and the state machine on one replica.
 
-A write becomes one log entry (time, seed, db, commands), is appended to
-the log's buffer and applied at once; the node writes the buffer out (and
-fdatasyncs it with ``appendfsync always``) at the end of the event-loop turn,
-*before* any reply of that turn leaves (group commit), so nothing is
-acknowledged that is not on disk. Snapshots are written by a forked child
+A write becomes one command entry (time, seed, db, commands) and is applied
+at once; the writes of one event-loop turn share one log index and go to the
+log as one record (a batch entry, as a cluster leader proposes them), which
+the node writes out (and fdatasyncs with ``appendfsync always``) at the end
+of the turn, *before* any reply of that turn leaves (group commit), so nothing
+is acknowledged that is not on disk. Snapshots are written by a forked child
 from the copy-on-write image of the state machine; the log segments they
 cover are dropped when the child reports success.
 """
@@ -21,7 +22,7 @@ from typing import Any
 from raftkv.persistence.log import RaftLog
 from raftkv.persistence.snapshot import latest_snapshot, read_snapshot, write_snapshot
 from raftkv.server.stats import DurationStats
-from raftkv.statemachine.entry import encode_entry
+from raftkv.statemachine.entry import encode_batch, encode_entry
 from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import dump_state, load_state
 
@@ -47,7 +48,8 @@ class LocalGroup:
             self.log.install_snapshot(self.snapshot_index, self.snapshot_term)
         self._replay()
         self.next_index = self.log.last_index() + 1
-        self.batch: list[tuple[int, int, int, bytes]] = []
+        self.batch: list[bytes] = []  # this turn's command entries: one record at flush
+        self.turn_index = 0  # the log index they share (0: no write this turn yet)
         self.unflushed = False
         self.unsynced = False
         self.dirty_changes = 0  # writes since the last snapshot, for the `save` rules
@@ -108,12 +110,14 @@ class LocalGroup:
     # --- writes --------------------------------------------------------------------
     def submit(self, commands: list[list[bytes]], db: int, now_ms: int, resp: int = 2,
                flags: int = 0) -> list[Any]:
-        """Append one entry and apply it; the replies may leave after :meth:`flush`."""
-        index = self.next_index
-        self.next_index = index + 1
+        """Apply one command entry now, at this turn's index; the replies may leave
+        after :meth:`flush` has written the turn's record."""
+        index = self.turn_index
+        if not index:
+            index = self.turn_index = self.next_index
+            self.next_index = index + 1
         seed = self._seed.getrandbits(63)
-        self.batch.append((index, TERM, KIND_COMMAND,
-                           encode_entry(now_ms, seed, db, commands, flags)))
+        self.batch.append(encode_entry(now_ms, seed, db, commands, flags))
         self.unflushed = True
         self.dirty_changes += 1
         return self.sm.apply_commands(index, now_ms, seed, db, flags, commands, resp)
@@ -123,9 +127,12 @@ class LocalGroup:
         if not self.unflushed:
             return
         self.unflushed = False
-        if self.batch:
-            self.log.append(self.batch)  # one append per event-loop turn
+        batch = self.batch
+        if batch:  # one record per event-loop turn (replayed by StateMachine.apply)
+            data = batch[0] if len(batch) == 1 else encode_batch(batch)
+            self.log.append(((self.turn_index, TERM, KIND_COMMAND, data),))
             self.batch = []
+            self.turn_index = 0
         if self.fsync_policy == "always":
             started = time.perf_counter()
             self.log.flush(fsync=True)
@@ -183,11 +190,12 @@ class LocalGroup:
         self.child_started = time.time()
         return True
 
-    def poll_child(self) -> None:
+    def poll_child(self, wait: bool = False) -> None:
+        """Reap the snapshot child if it has finished (or wait for it, at shutdown)."""
         if self.child_pid is None:
             return
         try:
-            pid, status = os.waitpid(self.child_pid, os.WNOHANG)
+            pid, status = os.waitpid(self.child_pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:
             pid, status = self.child_pid, 1 << 8
         if pid == 0:
@@ -212,12 +220,7 @@ class LocalGroup:
 
     def close(self) -> None:
         self._stop.set()
-        if self.child_pid is not None:
-            try:
-                os.waitpid(self.child_pid, 0)
-            except ChildProcessError:
-                pass
-            self.poll_child()
+        self.poll_child(wait=True)
         self.flush()
         try:
             self.log.sync()

@@ -311,7 +311,7 @@ class Memory:
         expires = db.expires
         if not expires:
             return None
-        if len(heap) > 2 * len(expires) + 32:
+        if not heap or len(heap) > 2 * len(expires) + 32:
             db._rebuild_heap()
             heap = db._heap
         rng = self.rng

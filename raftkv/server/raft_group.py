@@ -152,9 +152,13 @@ class RaftGroup:
 
     def _tick(self) -> None:
         now = time.monotonic()
-        # One core tick per elapsed interval, so a stalled loop does not
-        # stretch the leader's lease (the core's contract).
+        # A leader ticks once per elapsed interval, so a stalled loop does not
+        # stretch its lease (the core's contract). Anyone else ticks once per
+        # call: a local stall (a 30 MB write) then only delays its election
+        # timeout instead of firing it, which is safe.
         ticks = max(int((now - self._last_tick) / self.tick_s), 1)
+        if self.role != Role.LEADER:
+            ticks = 1
         self._last_tick += ticks * self.tick_s
         if now - self._last_tick > self.tick_s:
             self._last_tick = now

@@ -56,11 +56,6 @@ class AccessTracker:
                 db.lfu = {}
 
     # --- recording ---------------------------------------------------------------
-    def _time(self, now: int) -> int:
-        if now != self._stamp:
-            self._stamp = now
-        return self._stamp
-
     def _pack(self, counter: int, now: int) -> int:
         minute = now // 60000
         if minute != self._minute:
@@ -71,7 +66,10 @@ class AccessTracker:
 
     def touch(self, db: int, key: bytes, now: int) -> None:
         if not self._lfu_enabled:
-            self.dbs[db].atime[key] = self._time(now)
+            stamp = self._stamp
+            if now != stamp:
+                self._stamp = stamp = now
+            self.dbs[db].atime[key] = stamp
             return
         counter = self.frequency(db, key, now)
         if counter < 255:
@@ -84,7 +82,10 @@ class AccessTracker:
         """A value was stored at ``key``: a new object is accessed now, and under LFU
         starts at LFU_INIT_VAL (an overwritten key keeps its counter, as in Redis)."""
         if not self._lfu_enabled:
-            self.dbs[db].atime[key] = self._time(now)
+            stamp = self._stamp
+            if now != stamp:
+                self._stamp = stamp = now
+            self.dbs[db].atime[key] = stamp
             return
         lfu = self.dbs[db].lfu
         if key not in lfu:
