@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos fuzz cluster cluster-stop sim-long clean
+.PHONY: run test lint bench chaos chaos-long fuzz cluster cluster-stop sim-long clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,10 +17,10 @@ run: $(STAMP)
 	$(VENV)/bin/raftkv-server --port 6379 --dir ./data
 
 test: $(STAMP) redis-tools
-	$(PY) -m pytest tests -p no:cacheprovider
+	$(PY) -m pytest tests jepsen-like-tests/test_checkers.py -p no:cacheprovider
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check raftkv tests bench
+	$(VENV)/bin/ruff check raftkv tests bench jepsen-like-tests
 
 # redis-cli, redis-benchmark and redis-server (for comparisons) from Debian's packages.
 redis-tools:
@@ -33,6 +33,15 @@ bench: $(STAMP) redis-tools
 	$(PY) bench/bench_pubsub.py
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_cluster.py
+
+# The jepsen-like chaos harness: every fault mix and workload against a real cluster.
+chaos: $(STAMP)
+	bash jepsen-like-tests/install_faketime.sh
+	$(PY) jepsen-like-tests/chaos.py --time 60
+
+chaos-long: $(STAMP)
+	bash jepsen-like-tests/install_faketime.sh
+	$(PY) jepsen-like-tests/chaos.py --time 300 --runs 3
 
 # The protocol fuzzer for longer than the default suite's smoke run.
 fuzz: $(STAMP)

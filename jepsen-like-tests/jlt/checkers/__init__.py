@@ -1,0 +1,1 @@
+"""Checkers for Jepsen-style histories: linearizability, list-append (Elle-style), counters."""
