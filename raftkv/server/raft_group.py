@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_AFTER = 5.0  # seconds after losing leadership before an open write is "unknown"
+UNKNOWN_AFTER = 1.0  # seconds after losing leadership before an open write is "unknown"
 NOT_APPLIED = "TRYAGAIN the write was not applied: leadership changed before it committed"
 _VOTE_REQUESTS = (MessageType.PreVote, MessageType.Vote)
 
