@@ -27,10 +27,12 @@ redis-tools:
 	@command -v redis-cli >/dev/null && command -v redis-server >/dev/null || bash bench/install_redis.sh
 
 bench: $(STAMP) redis-tools
-	$(PY) bench/bench_single.py
-	$(PY) bench/bench_single.py --tests lpush,lpop,rpop,sadd,spop,hset,zadd,lrange_100,lrange_600 --pipelines 1
+	$(PY) bench/bench_single.py --targets
+	$(PY) bench/bench_single.py --tests datatypes --pipelines 1 --targets
 	$(PY) bench/bench_streams.py
 	$(PY) bench/bench_pubsub.py
+	$(PY) bench/bench_elements.py
+	$(PY) bench/bench_memory.py
 	$(PY) bench/bench_metrics.py
 	$(PY) bench/bench_cluster.py
 

@@ -12,6 +12,7 @@ bench/results/single-<date>.json.
 Example:
     python bench/bench_single.py --quick
     python bench/bench_single.py --appendfsync always --pipelines 1
+    python bench/bench_single.py --tests datatypes --pipelines 1 --targets
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from common import (  # noqa: E402
     REDIS_TEMPLATE,
     BenchError,
     BenchResult,
+    RespClient,
     ServerProcess,
     TempDir,
     default_python,
@@ -50,8 +52,65 @@ from common import (  # noqa: E402
 RAFTKV_TEMPLATE = (
     "{python} -m raftkv.server.main --port {port} --dir {dir} --appendfsync {appendfsync}"
 )
-DEFAULT_TESTS = "set,get,incr,mset"
 SERVERS = ("redis", "raftkv")
+
+# redis-benchmark 7.0's -t names that print one result row each (checked against
+# redis-tools 7.0.15), with the name its CSV prints. "ping" and "lrange" select
+# several tests at once (PING_INLINE+PING_MBULK, LRANGE_100..600) and are not
+# accepted; 7.0 has no XADD test. Each LRANGE_* test first runs "LPUSH (needed to
+# benchmark LRANGE)" with the same -n (a row of its own, not shown; see
+# common.measure for how its CPU time is left out).
+CSV_LABELS = {
+    "ping_inline": "PING_INLINE",
+    "ping_mbulk": "PING_MBULK",
+    "set": "SET",
+    "get": "GET",
+    "incr": "INCR",
+    "lpush": "LPUSH",
+    "rpush": "RPUSH",
+    "lpop": "LPOP",
+    "rpop": "RPOP",
+    "sadd": "SADD",
+    "hset": "HSET",
+    "spop": "SPOP",
+    "zadd": "ZADD",
+    "zpopmin": "ZPOPMIN",
+    "lrange_100": "LRANGE_100 (first 100 elements)",
+    "lrange_300": "LRANGE_300 (first 300 elements)",
+    "lrange_500": "LRANGE_500 (first 500 elements)",
+    "lrange_600": "LRANGE_600 (first 600 elements)",
+    "mset": "MSET (10 keys)",
+}
+# --tests accepts these group names too.
+TEST_GROUPS = {
+    "strings": "set,get,incr,mset",
+    "datatypes": "lpush,lpop,rpop,sadd,spop,hset,zadd,lrange_100,lrange_600",
+}
+DEFAULT_TESTS = "strings"
+
+# The key each popping test pops from (redis-benchmark 7.0's key names, no
+# cluster tag), what its filler pushes, and the elements pushed per command.
+POP_SOURCES = {
+    "lpop": ("mylist", "RPUSH"),
+    "rpop": ("mylist", "RPUSH"),
+    "spop": ("myset", "SADD"),
+    "zpopmin": ("myzset", "ZADD"),
+}
+FILL_BATCH = 1000
+
+# Throughput targets (raftkv/redis ops/s), defined at -c 50 with appendfsync
+# everysec: issue 2 (strings, -P 1 and -P 16), issue 4 (data types, -P 1).
+TARGET_CLIENTS = 50
+TARGET_FSYNC = "everysec"
+TARGETS: dict[tuple[str, int], tuple[float, str]] = {
+    **{(t, 1): (0.8, "issue 2") for t in ("set", "get", "incr", "mset")},
+    **{(t, 16): (0.5, "issue 2") for t in ("set", "get", "incr", "mset")},
+    **{
+        (t, 1): (0.6, "issue 4")
+        for t in ("lpush", "lpop", "rpop", "sadd", "spop", "hset", "zadd", "lrange_100")
+    },
+    ("lrange_600", 1): (0.3, "issue 4"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,7 +120,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
     p.add_argument(
-        "--tests", default=DEFAULT_TESTS, help="comma-separated redis-benchmark -t tests"
+        "--tests",
+        default=DEFAULT_TESTS,
+        help="comma-separated redis-benchmark -t tests, or the groups "
+        + ", ".join(f"{k} ({v})" for k, v in TEST_GROUPS.items()),
     )
     p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
     p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
@@ -110,7 +172,74 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
     p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
     p.add_argument("--keep-dirs", action="store_true", help="keep temp dirs and server logs")
+    p.add_argument(
+        "--targets",
+        action="store_true",
+        help="add a column with each row's target ratio (issues 2 and 4) and ok/MISSED",
+    )
+    p.add_argument(
+        "--check-targets",
+        action="store_true",
+        help="like --targets, and exit 3 if a target was missed",
+    )
     return p
+
+
+def parse_tests(text: str) -> list[str]:
+    tests: list[str] = []
+    for t in text.split(","):
+        t = t.strip().lower()
+        if not t:
+            continue
+        for name in TEST_GROUPS.get(t, t).split(","):
+            if name not in CSV_LABELS:
+                hint = {
+                    "lrange": " (it runs four tests: name one, e.g. lrange_100)",
+                    "ping": " (it runs two tests: name one, ping_inline or ping_mbulk)",
+                }.get(name, "")
+                raise BenchError(
+                    f"--tests: unknown redis-benchmark 7.0 test {name!r}{hint}; known: "
+                    f"{', '.join(CSV_LABELS)}; groups: {', '.join(TEST_GROUPS)}"
+                )
+            if name not in tests:
+                tests.append(name)
+    if not tests:
+        raise BenchError("--tests is empty")
+    return tests
+
+
+def make_prepare(test: str, srv: ServerProcess, margin: int):
+    """For a popping test: a callback that fills its key so that n pops all find an element.
+
+    Without it LPOP/RPOP/SPOP would pop from whatever earlier runs left (SADD's
+    set has at most -r members; the servers' runs have different -n), and a pop
+    from an empty key is a cheaper command than a real pop.
+    """
+    if test not in POP_SOURCES:
+        return None
+    key, cmd = POP_SOURCES[test]
+    size_cmd = {"RPUSH": "LLEN", "SADD": "SCARD", "ZADD": "ZCARD"}[cmd]
+    counter = [0]
+
+    def prepare(n: int) -> None:
+        with RespClient(srv.host, srv.port, timeout=60.0) as c:
+            have = c.check(size_cmd, key)
+            want = n + margin
+            while have < want:
+                k = min(FILL_BATCH, want - have)
+                args: list = [cmd, key]
+                for _ in range(k):
+                    counter[0] += 1
+                    if cmd == "RPUSH":
+                        args.append("xxx")
+                    elif cmd == "SADD":
+                        args.append(f"fill:{counter[0]:012d}")
+                    else:
+                        args += [counter[0], f"fill:{counter[0]:012d}"]
+                c.check(*args)
+                have = c.check(size_cmd, key)
+
+    return prepare
 
 
 def resolve_requests(args, pipelines: list[int]) -> dict[int, int]:
@@ -214,6 +343,7 @@ def run_one(args, servers, rec, name, test, pipeline, reqs, sized, rep) -> None:
         randkeys=args.randkeys,
         # Size the run (probe + time cap) once per cell; repeats reuse that n.
         max_seconds=0 if key in sized else args.max_seconds,
+        prepare=make_prepare(test, srv, args.clients * pipeline),
     )
     r.extra["repeat"] = rep + 1
     if r.error:
@@ -221,7 +351,7 @@ def run_one(args, servers, rec, name, test, pipeline, reqs, sized, rep) -> None:
     else:
         sized[key] = r.requests
         log(
-            f"{name:<6} {test:<5} -P {pipeline:<3} n={r.requests:<8} "
+            f"{name:<6} {test:<10} -P {pipeline:<3} n={r.requests:<8} "
             f"{fmt_num(r.rps):>10} ops/s  p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  "
             f"cpu {fmt_num(r.cpu_us_per_op, 2)} us/op"
         )
@@ -237,9 +367,37 @@ def pick_median(results: list[dict], test: str, pipeline: int) -> BenchResult | 
     return BenchResult(**(ok[(len(ok) - 1) // 2] if ok else runs[0]))
 
 
-def build_table(tests, pipelines, by_server: dict[str, dict]) -> str:
+def target_check(args, test: str, pipeline: int, ratio: float | None) -> tuple[str, str | None]:
+    """(cell text, verdict) for one row: verdict is "ok", "MISSED", "n/a" or None (no target)."""
+    t = TARGETS.get((test, pipeline))
+    if t is None:
+        return "", None
+    want = f">= {t[0]:.2f}x"
+    if args.clients != TARGET_CLIENTS or args.appendfsync != TARGET_FSYNC:
+        return f"{want} n/a (set at -c {TARGET_CLIENTS}, {TARGET_FSYNC})", "n/a"
+    if ratio is None:
+        return f"{want} n/a", "n/a"
+    if ratio >= t[0]:
+        return f"{want} ok", "ok"
+    return f"{want} MISSED ({ratio:.3f}x)", "MISSED"
+
+
+def ratio_of(a: BenchResult | None, b: BenchResult | None) -> float | None:
+    if a is None or b is None or a.error or b.error or not a.rps or b.rps is None:
+        return None
+    return b.rps / a.rps
+
+
+def build_table(
+    tests, pipelines, by_server: dict[str, dict], args=None, checks: list | None = None
+) -> str:
+    """The markdown table; with args.targets, a target column, and `checks` gets
+    (label, pipeline, ratio, target, verdict) per row that has a target."""
+
     def find(server: str, test: str, pipeline: int) -> BenchResult | None:
         return pick_median(by_server.get(server, {}).get("results", []), test, pipeline)
+
+    show_targets = bool(args is not None and args.targets)
 
     headers = [
         "test",
@@ -254,6 +412,8 @@ def build_table(tests, pipelines, by_server: dict[str, dict]) -> str:
         "redis CPU us/op",
         "raftkv CPU us/op",
     ]
+    if show_targets:
+        headers.append("target (raftkv/redis)")
     rows = []
     for pipeline in pipelines:
         for test in tests:
@@ -266,7 +426,7 @@ def build_table(tests, pipelines, by_server: dict[str, dict]) -> str:
                     return "error"
                 return fmt_num(getattr(r, attr), digits)
 
-            label = test.upper()
+            label = CSV_LABELS.get(test, test.upper())
             for r in (a, b):
                 if r and r.extra.get("csv_test"):
                     label = r.extra["csv_test"]
@@ -286,16 +446,34 @@ def build_table(tests, pipelines, by_server: dict[str, dict]) -> str:
                     cell(b, "cpu_us_per_op", 2),
                 ]
             )
-    return markdown_table(headers, rows, align="lr" + "r" * (len(headers) - 2))
+            if show_targets:
+                ratio = ratio_of(a, b)
+                text, verdict = target_check(args, test, pipeline, ratio)
+                rows[-1].append(text)
+                if verdict is not None and checks is not None:
+                    checks.append(
+                        {
+                            "test": label,
+                            "pipeline": pipeline,
+                            "ratio": ratio,
+                            "target": TARGETS[(test, pipeline)][0],
+                            "source": TARGETS[(test, pipeline)][1],
+                            "result": verdict,
+                        }
+                    )
+    align = "lr" + "r" * (len(headers) - 2)
+    if show_targets:
+        align = align[:-1] + "l"
+    return markdown_table(headers, rows, align=align)
 
 
 def main(argv: list[str] | None = None) -> int:
     install_sigterm_handler()
     args = build_parser().parse_args(argv)
     try:
-        tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
-        if not tests:
-            raise BenchError("--tests is empty")
+        tests = parse_tests(args.tests)
+        if args.check_targets:
+            args.targets = True
         pipelines = parse_int_list(args.pipelines)
         if args.clients <= 0 or args.repeat <= 0:
             raise BenchError("--clients and --repeat must be positive")
@@ -316,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     by_server = run_all(args, servers, tests, pipelines, reqs)
 
-    table = build_table(tests, pipelines, by_server)
+    checks: list[dict] = []
+    table = build_table(tests, pipelines, by_server, args, checks)
     print()
     print(
         f"## raftkv vs redis, single node, appendfsync {args.appendfsync}, "
@@ -332,6 +511,18 @@ def main(argv: list[str] | None = None) -> int:
         for r in s["results"]
         if r["error"]
     ]
+    missed = [c for c in checks if c["result"] == "MISSED"]
+    if args.targets:
+        ok = sum(c["result"] == "ok" for c in checks)
+        na = sum(c["result"] == "n/a" for c in checks)
+        line = f"targets: {ok} ok, {len(missed)} MISSED, {na} n/a (of {len(checks)} with a target)"
+        if missed:
+            line += "; missed: " + ", ".join(
+                f"{c['test']} -P {c['pipeline']} {c['ratio']:.3f}x < {c['target']:.2f}x"
+                for c in missed
+            )
+        print(line)
+        print()
     for n, err in errors.items():
         print(f"{n}: {err.splitlines()[0]}")
     for n, t, p, err in run_errors:
@@ -349,10 +540,13 @@ def main(argv: list[str] | None = None) -> int:
             "requests": reqs,
             "servers": by_server,
             "table_markdown": table,
+            "targets": checks,
         }
         path = write_results("single", payload, args.results_dir)
         print(f"results: {path}")
-    return 1 if errors or run_errors else 0
+    if errors or run_errors:
+        return 1
+    return 3 if args.check_targets and missed else 0
 
 
 if __name__ == "__main__":

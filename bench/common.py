@@ -21,7 +21,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -561,16 +563,24 @@ def run_redis_benchmark(
     randkeys: int = 100000,
     extra_args: list[str] | None = None,
     timeout: float = 300.0,
+    command: list[str] | None = None,
 ) -> dict:
-    """Run one redis-benchmark test with --csv; returns the parsed row (+ wall_s)."""
+    """Run one redis-benchmark test with --csv; returns the parsed row (+ wall_s).
+
+    Some tests print more than one row: `-t lrange_100` first runs "LPUSH (needed
+    to benchmark LRANGE)" with the same -n, then "LRANGE_100 (first 100
+    elements)". The returned row is the last one (the test asked for); all rows
+    are in row["phases"]. With `command` (e.g. ["publish", "ch", "hello"]),
+    redis-benchmark runs that command instead of `-t test`; `test` is then only
+    a label.
+    """
     argv = [
         "redis-benchmark",
         "-h",
         host,
         "-p",
         str(port),
-        "-t",
-        test,
+        *(() if command else ("-t", test)),
         "-n",
         str(requests),
         "-c",
@@ -581,6 +591,7 @@ def run_redis_benchmark(
         str(randkeys),
         "--csv",
         *(extra_args or []),
+        *(command or []),
     ]
     t0 = time.monotonic()
     try:
@@ -612,10 +623,60 @@ def run_redis_benchmark(
             f"redis-benchmark -t {test} -P {pipeline}: server replied with an error: "
             + next(ln for ln in errors if ln.startswith("Error from server"))
         )
-    row = dict(rows[0])
+    row = dict(rows[-1])
     row["wall_s"] = wall
     row["argv"] = argv
+    row["phases"] = [{"test": r["test"], "rps": r["rps"]} for r in rows]
     return row
+
+
+class CpuSampler:
+    """Samples the servers' CPU seconds every `interval` s in a thread (for per-phase CPU)."""
+
+    def __init__(self, servers: list[ServerProcess], interval: float = 0.02):
+        self.servers = servers
+        self.interval = interval
+        self.samples: list[tuple[float, list[float | None]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample(self) -> None:
+        self.samples.append((time.monotonic(), [s.cpu_seconds() for s in self.servers]))
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def start(self) -> None:
+        self._sample()
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def last_seconds(self, seconds: float) -> list[float | None] | None:
+        """CPU seconds per server used in the last `seconds` before stop() (interpolated)."""
+        if len(self.samples) < 2:
+            return None
+        t_end, end = self.samples[-1]
+        t = t_end - seconds
+        if t <= self.samples[0][0]:
+            start = self.samples[0][1]
+        else:
+            start = None
+            for (ta, a), (tb, b) in zip(self.samples, self.samples[1:], strict=False):
+                if ta <= t <= tb:
+                    f = (t - ta) / (tb - ta) if tb > ta else 1.0
+                    start = [
+                        None if x is None or y is None else x + (y - x) * f
+                        for x, y in zip(a, b, strict=True)
+                    ]
+                    break
+            if start is None:
+                return None
+        return [None if a is None or b is None else b - a for a, b in zip(start, end, strict=True)]
 
 
 def default_requests(pipeline: int, quick: bool) -> int:
@@ -635,17 +696,23 @@ def capped_requests(
     max_seconds: float,
     randkeys: int,
     extra_args: list[str] | None = None,
+    command: list[str] | None = None,
+    prepare: Callable[[int], None] | None = None,
 ) -> tuple[int, float | None]:
     """Cap `requests` so that the run takes about max_seconds at most.
 
     Runs a short probe (also a warm-up) to estimate throughput. Returns
-    (requests to use, probe rps or None when no probe was needed).
+    (requests to use, probe rps or None when no probe was needed). When the
+    test has several phases (LRANGE's LPUSH first), the cap is on their sum.
+    `prepare(n)` is called before the probe (see measure()).
     """
     if max_seconds <= 0:
         return requests, None
     probe_n = max(clients * pipeline * 4, min(requests // 20, 20000), 1000)
     if probe_n >= requests:
         return requests, None
+    if prepare is not None:
+        prepare(probe_n)
     row = run_redis_benchmark(
         host,
         port,
@@ -656,11 +723,12 @@ def capped_requests(
         randkeys=randkeys,
         extra_args=extra_args,
         timeout=max(60.0, max_seconds * 4),
+        command=command,
     )
     rps = row["rps"]
-    if rps <= 0:
+    if rps <= 0 or any(p["rps"] <= 0 for p in row["phases"]):
         return requests, rps
-    n = int(rps * max_seconds)
+    n = int(max_seconds / sum(1.0 / p["rps"] for p in row["phases"]))
     n = max(n, probe_n, clients * pipeline * 2)
     return min(requests, n), rps
 
@@ -677,11 +745,21 @@ def measure(
     randkeys: int,
     max_seconds: float,
     extra_args: list[str] | None = None,
+    command: list[str] | None = None,
+    prepare: Callable[[int], None] | None = None,
 ) -> BenchResult:
     """Probe+cap, then one measured redis-benchmark run with server CPU accounting.
 
     CPU µs/op is over the measured run only; `servers[0]` is the one whose CPU is
     reported as cpu_us_per_op, all of them are summed in extra['cpu_us_per_op_all'].
+    When the test has several phases (LRANGE_* runs an LPUSH phase first), CPU is
+    sampled every 20 ms during the run and only the last phase's share is counted:
+    the CPU used in the last n/rps seconds before redis-benchmark exited.
+
+    `prepare(n)`, if given, is called before the probe and before the measured
+    run with the number of requests about to be sent (e.g. to fill the list
+    that LPOP will pop from, so that no run pops from an empty list).
+    `command`: a custom command for redis-benchmark instead of `-t test`.
     """
     res = BenchResult(test=test, pipeline=pipeline, clients=clients, requests=requests)
     try:
@@ -695,23 +773,43 @@ def measure(
             max_seconds=max_seconds,
             randkeys=randkeys,
             extra_args=extra_args,
+            command=command,
+            prepare=prepare,
         )
         res.requests = n
         if probe_rps is not None:
             res.extra["probe_rps"] = probe_rps
+        if prepare is not None:
+            prepare(n)
+        sampler = CpuSampler(servers)
         cpu0 = [s.cpu_seconds() for s in servers]
-        row = run_redis_benchmark(
-            host,
-            port,
-            test,
-            requests=n,
-            clients=clients,
-            pipeline=pipeline,
-            randkeys=randkeys,
-            extra_args=extra_args,
-            timeout=max(120.0, max_seconds * 6 if max_seconds > 0 else 3600.0),
-        )
+        sampler.start()
+        try:
+            row = run_redis_benchmark(
+                host,
+                port,
+                test,
+                requests=n,
+                clients=clients,
+                pipeline=pipeline,
+                randkeys=randkeys,
+                extra_args=extra_args,
+                timeout=max(120.0, max_seconds * 6 if max_seconds > 0 else 3600.0),
+                command=command,
+            )
+        finally:
+            sampler.stop()
         cpu1 = [s.cpu_seconds() for s in servers]
+        if len(row["phases"]) > 1 and row["rps"] > 0:
+            window = n / row["rps"]
+            tail = sampler.last_seconds(window)
+            res.extra["cpu_window_s"] = round(window, 3)
+            res.extra["phases"] = row["phases"]
+            if tail is not None:
+                cpu0 = [
+                    b - d if b is not None and d is not None else None
+                    for b, d in zip(cpu1, tail, strict=True)
+                ]
     except BenchError as e:
         res.error = str(e)
         return res
