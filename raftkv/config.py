@@ -260,6 +260,7 @@ class Config:
         self._ints: dict[str, int] = {}
         self._listeners: list[Callable[[str, str], None]] = []
         self.path: str | None = None
+        self._obl: tuple[str, dict[str, tuple[int, int, int]]] | None = None  # parsed, by value
         self._refresh_ints()
 
     def _refresh_ints(self) -> None:
@@ -294,11 +295,16 @@ class Config:
         return [(int(words[i]), int(words[i + 1])) for i in range(0, len(words), 2)]
 
     def output_buffer_limit(self, cls: str) -> tuple[int, int, int]:
-        words = self.get("client-output-buffer-limit").split()
-        for i in range(0, len(words), 4):
-            if words[i] == cls:
-                return int(words[i + 1]), int(words[i + 2]), int(words[i + 3])
-        return 0, 0, 0
+        raw = self.get("client-output-buffer-limit")
+        parsed = self._obl
+        if parsed is None or parsed[0] is not raw:  # asked per client per loop turn: parse once
+            words = raw.split()
+            limits: dict[str, tuple[int, int, int]] = {}
+            for i in range(0, len(words), 4):
+                limits.setdefault(words[i], (int(words[i + 1]), int(words[i + 2]),
+                                             int(words[i + 3])))
+            parsed = self._obl = (raw, limits)
+        return parsed[1].get(cls, (0, 0, 0))
 
     # --- changing ----------------------------------------------------------------
     def on_change(self, listener: Callable[[str, str], None]) -> None:

@@ -21,7 +21,7 @@ import hiredis
 
 from raftkv.errors import ProtocolError
 from raftkv.server.inline import MAX_INLINE, split_args
-from raftkv.server.limits import BIG_COUNT_HINT, HeaderScanner, check_aggregate_counts, resp_size
+from raftkv.server.limits import BIG_COUNT_HINT, HeaderScanner, check_aggregate_counts
 from raftkv.server.resp import encode_error
 
 if TYPE_CHECKING:
@@ -176,7 +176,11 @@ class Connection(asyncio.Protocol):
             check_aggregate_counts(data, boundary)  # before hiredis allocates for them
         reader.feed(data)
         skip_first = was_scanning
-        counted = 0  # commands of this chunk after the known boundary
+        # hiredis does not say whether a command is still arriving (it parses
+        # partial arrays into its own stack), so add up the size of what it
+        # returns (as resp_size counts it, inlined: this loop runs per argument):
+        # any bytes of this chunk beyond that start the next command.
+        size = 0  # bytes of the commands of this chunk after the known boundary
         while True:
             try:
                 cmd = reader.gets()
@@ -186,21 +190,20 @@ class Connection(asyncio.Protocol):
                 break
             if type(cmd) is not list:
                 raise ProtocolError("Protocol error: expected '*', got a reply type")
+            n = len(cmd)
+            size += 4 if n < 10 else 3 + len(str(n))  # *<n>\r\n
             for arg in cmd:
                 if type(arg) is not bytes:
                     raise ProtocolError("Protocol error: expected '$', got something else")
+                n = len(arg)  # $<n>\r\n<n bytes>\r\n
+                size += n + 6 if n < 10 else n + 7 if n < 100 else n + 5 + len(str(n))
             if cmd:
                 inbox.append(cmd)
             if skip_first:
                 skip_first = False  # that was the command the scanner followed
-            elif cmd:
-                counted += 1
+                size = 0
         if boundary >= 0:
-            # hiredis does not say whether a command is still arriving (it parses
-            # partial arrays into its own stack), so add up what it returned: any
-            # bytes of this chunk beyond that are the start of the next command.
-            for i in range(len(inbox) - counted, len(inbox)):
-                boundary += resp_size(inbox[i])
+            boundary += size
             if boundary < len(data):
                 self._watch_pending(data, boundary)
         if len(inbox) > MAX_INBOX:

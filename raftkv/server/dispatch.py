@@ -44,6 +44,26 @@ _PUBSUB_ALLOWED = {b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe",
 _MULTI_IMMEDIATE = {b"exec", b"discard", b"multi", b"watch", b"unwatch", b"quit", b"reset"}
 
 
+class CommandInfo:
+    """What the dispatcher needs of one command (or subcommand) on every call,
+    worked out once: its spec's properties, its server handler or entry form,
+    and its counters (looked up again after CONFIG RESETSTAT replaces them)."""
+
+    __slots__ = ("spec", "full_name", "is_write", "one_key", "handler", "form", "stats",
+                 "stats_table")
+
+    def __init__(self, spec: CommandSpec, exec_spec: CommandSpec) -> None:
+        self.spec = exec_spec
+        self.full_name = exec_spec.full_name
+        self.is_write = exec_spec.is_write
+        # At most one key (GET, SET, INCR ...): never CROSSSLOT outside MULTI.
+        self.one_key = not exec_spec.keys and 0 < exec_spec.first_key == exec_spec.last_key
+        self.handler = SERVER_HANDLERS.get(spec.name)
+        self.form = ENTRY_FORMS.get(spec.name)
+        self.stats: Any = None
+        self.stats_table: Any = None
+
+
 class Dispatcher:
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -53,30 +73,44 @@ class Dispatcher:
         self.acl_check = acl.check
         self.acl_open = acl.unrestricted  # users allowed everything: no ACL check
         import raftkv.server.commands  # noqa: F401 - registers the server handlers
+        self.infos: dict[int, CommandInfo] = {}  # by id() of the spec run (the table's)
+        self.plain: dict[bytes, CommandInfo] = {}  # by name, commands without subcommands
 
     # --- the gates ---------------------------------------------------------------------
     def dispatch(self, conn: Connection, argv: list[bytes]) -> None:
         name = argv[0].lower()
-        spec = self.table.get(name)
-        if spec is None:
-            return self._reject(conn, errors.unknown_command(
-                argv[0].decode("utf-8", "replace"), argv[1:]), queueing=True)
-        if spec.subcommands and not (len(argv) == 1 and spec.arity_ok(1)):
-            if len(argv) < 2:
-                return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
-            sub = spec.subcommands.get(argv[1].decode("latin-1").lower())
-            if sub is None:
-                return self._reject(conn, errors.unknown_container_subcommand(
-                    argv[1].decode("utf-8", "replace"), spec.name), queueing=True)
-            if not sub.arity_ok(len(argv)):
-                return self._reject(conn, errors.wrong_arity(sub.full_name), queueing=True,
-                                    spec=sub)
-            exec_spec = sub
-        else:
+        info = self.plain.get(name)
+        if info is not None:  # a command without subcommands, seen before: the usual case
+            spec = exec_spec = info.spec
             if not spec.arity_ok(len(argv)):
                 return self._reject(conn, errors.wrong_arity(spec.name), queueing=True,
                                     spec=spec)
-            exec_spec = spec
+        else:
+            spec = self.table.get(name)
+            if spec is None:
+                return self._reject(conn, errors.unknown_command(
+                    argv[0].decode("utf-8", "replace"), argv[1:]), queueing=True)
+            if spec.subcommands and not (len(argv) == 1 and spec.arity_ok(1)):
+                if len(argv) < 2:
+                    return self._reject(conn, errors.wrong_arity(spec.name), queueing=True)
+                sub = spec.subcommands.get(argv[1].decode("latin-1").lower())
+                if sub is None:
+                    return self._reject(conn, errors.unknown_container_subcommand(
+                        argv[1].decode("utf-8", "replace"), spec.name), queueing=True)
+                if not sub.arity_ok(len(argv)):
+                    return self._reject(conn, errors.wrong_arity(sub.full_name), queueing=True,
+                                        spec=sub)
+                exec_spec = sub
+            else:
+                if not spec.arity_ok(len(argv)):
+                    return self._reject(conn, errors.wrong_arity(spec.name), queueing=True,
+                                        spec=spec)
+                exec_spec = spec
+            info = self.infos.get(id(exec_spec))
+            if info is None or info.spec is not exec_spec:
+                info = self.infos[id(exec_spec)] = CommandInfo(spec, exec_spec)
+            if not spec.subcommands:
+                self.plain[name] = info
         if not conn.authenticated and "no_auth" not in spec.flags:
             return self._reject(conn, errors.NOAUTH, queueing=True, spec=exec_spec)
         if conn.user not in self.acl_open:
@@ -89,7 +123,8 @@ class Dispatcher:
                 f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"),
                 spec=exec_spec)
-        if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys):
+        if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys) \
+                and not (info.one_key and conn.multi is None):  # one key: one slot
             error = self._cross_slot(conn, exec_spec, argv)
             if error:
                 return self._reject(conn, error, queueing=True, spec=exec_spec)
@@ -103,14 +138,14 @@ class Dispatcher:
             conn.emit(b"+QUEUED\r\n")
             return None
         last_write = conn.last_write
-        if last_write is not None and not last_write.done and not exec_spec.is_write \
-                and spec.name not in SERVER_HANDLERS:
+        if last_write is not None and not last_write.done and not info.is_write \
+                and info.handler is None:
             # A read waits for this client's own writes to commit: read-your-writes.
             conn.inbox.appendleft(argv)
             conn.stalled = last_write
             return None
-        conn.last_command = exec_spec.full_name
-        reply = self.run(conn, spec, exec_spec, argv)
+        conn.last_command = info.full_name
+        reply = self.run(conn, spec, exec_spec, argv, info)
         if self.node.monitors and "admin" not in exec_spec.flags:
             # After the command, as Redis: SELECT shows its new database; admin
             # commands (CONFIG, DEBUG, MONITOR ...) are not shown.
@@ -150,20 +185,22 @@ class Dispatcher:
 
     # --- running -----------------------------------------------------------------------------
     def run(self, conn: Connection, spec: CommandSpec, exec_spec: CommandSpec,
-            argv: list[bytes]) -> Any:
+            argv: list[bytes], info: CommandInfo | None = None) -> Any:
         """Run one command now; returns its reply value (or DEFERRED / Blocked)."""
+        if info is None or info.spec is not exec_spec:
+            info = CommandInfo(spec, exec_spec)
         node = self.node
         stats = node.stats
         started = time.perf_counter_ns()
-        handler = SERVER_HANDLERS.get(spec.name)
+        handler = info.handler
         try:
             if handler is not None:
                 reply = handler(node, conn, argv)
-            elif spec.name in ENTRY_FORMS:  # scripts: EVALSHA -> EVAL, read or write
-                entry_argv, writes = ENTRY_FORMS[spec.name](node, conn, argv)
+            elif info.form is not None:  # scripts: EVALSHA -> EVAL, read or write
+                entry_argv, writes = info.form(node, conn, argv)
                 reply = node.write(conn, [entry_argv], spec=exec_spec) if writes else \
                     node.read(conn, entry_argv, exec_spec)
-            elif exec_spec.is_write:
+            elif info.is_write:
                 reply = node.write(conn, [argv], spec=exec_spec)
             else:
                 reply = node.read(conn, argv, exec_spec)
@@ -172,7 +209,10 @@ class Dispatcher:
         except CommandError as exc:
             reply = ErrorReply(str(exc))
         usec = (time.perf_counter_ns() - started) // 1000
-        cs = stats.command(exec_spec.full_name)
+        cs = info.stats
+        if info.stats_table is not stats.commands:  # first call, or after CONFIG RESETSTAT
+            cs = info.stats = stats.command(info.full_name)
+            info.stats_table = stats.commands
         cs.calls += 1
         cs.usec += usec
         cs.hist[usec.bit_length()] += 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from raftkv.replies import (
     NULL_ARRAY,
+    OK,
     BigNumber,
     ErrorReply,
     Map,
@@ -24,8 +25,23 @@ def encode_error(text: str) -> bytes:
     return b"-" + text.replace("\r", " ").replace("\n", " ").encode("utf-8", "replace") + b"\r\n"
 
 
+_SMALL_INTS = [b":%d\r\n" % i for i in range(1024)]
+
+
 def encode(value: object, proto: int = 2) -> bytes:
     """Encode one reply; ``proto`` is 2 or 3."""
+    # The most common replies first, without the list and join of the general case.
+    t = type(value)
+    if t is bytes:
+        return b"$%d\r\n%s\r\n" % (len(value), value)  # type: ignore[arg-type]
+    if value is OK:
+        return OK_BYTES
+    if t is int:
+        if 0 <= value < 1024:  # type: ignore[operator]
+            return _SMALL_INTS[value]  # type: ignore[index]
+        return b":%d\r\n" % value  # type: ignore[str-format]
+    if value is None:
+        return NULL3 if proto == 3 else NULL2
     out: list[bytes] = []
     _encode(value, proto, out)
     return b"".join(out)

@@ -98,9 +98,11 @@ class Context:
 
     # --- changes ---------------------------------------------------------
     def store(self, key: bytes, value: object, keep_ttl: bool = False) -> None:
-        self.db.set(key, value, keep_ttl)
-        self.sm.access.created(self.db.id, key, self.now)
-        self.sm.touched(self.db.id, key)
+        db = self.db
+        db.set(key, value, keep_ttl)
+        sm = self.sm
+        sm.access.created(db.id, key, self.now)
+        sm.touched(db.id, key)
 
     def delete(self, key: bytes) -> bool:
         if self.db.delete(key):

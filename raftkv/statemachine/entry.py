@@ -32,10 +32,18 @@ class CommandEntry:
 FLAG_TRANSACTION = 1
 
 
+_pack_command = hiredis.pack_command  # a command as a RESP array of bulk strings, in C
+
+
 def encode_entry(time_ms: int, seed: int, db: int, commands: list[list[bytes]],
                  flags: int = 0) -> bytes:
-    parts = [b"*%d\r\n:%d\r\n:%d\r\n:%d\r\n:%d\r\n" % (4 + len(commands), time_ms, seed, db,
-                                                      flags)]
+    head = b"*%d\r\n:%d\r\n:%d\r\n:%d\r\n:%d\r\n" % (4 + len(commands), time_ms, seed, db, flags)
+    if len(commands) == 1 and commands[0]:  # the common case, a single command
+        try:
+            return head + _pack_command(tuple(commands[0]))
+        except TypeError:  # a bytearray argument: the general way below
+            pass
+    parts = [head]
     for argv in commands:
         parts.append(b"*%d\r\n" % len(argv))
         for a in argv:
@@ -87,10 +95,14 @@ def _from_value(value: object) -> CommandEntry:
     if not isinstance(value, list) or len(value) < 4:
         raise EntryDecodeError("command entry is not an array of at least 4 items")
     time_ms, seed, db, flags = value[0], value[1], value[2], value[3]
-    if not all(isinstance(x, int) for x in (time_ms, seed, db, flags)):
+    if not (isinstance(time_ms, int) and isinstance(seed, int) and isinstance(db, int)
+            and isinstance(flags, int)):
         raise EntryDecodeError("command entry header is not integers")
     commands = value[4:]
-    for argv in commands:
-        if not isinstance(argv, list) or not argv or not all(isinstance(a, bytes) for a in argv):
+    for argv in commands:  # (plain loops: every follower and replay decodes every entry)
+        if not isinstance(argv, list) or not argv:
             raise EntryDecodeError("command entry holds a malformed command")
+        for a in argv:
+            if not isinstance(a, bytes):
+                raise EntryDecodeError("command entry holds a malformed command")
     return CommandEntry(time_ms, seed, db, flags, commands)

@@ -23,7 +23,7 @@ from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entries, decode_e
 from raftkv.statemachine.keyspace import Database
 from raftkv.statemachine.registry import HANDLERS
 from raftkv.statemachine.scan import ScanCursors
-from raftkv.statemachine.watch import ModificationIndex, TransactionAborted
+from raftkv.statemachine.watch import WINDOW, ModificationIndex, TransactionAborted
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,10 @@ def _load_handlers() -> None:
 
 
 _load_handlers()
+
+# Handlers by command name as clients send it (any case): no decode and lower per
+# command. Bounded: the spellings of a name are many, the hot ones few.
+_BY_RAW_NAME: dict[bytes, Any] = {}
 
 
 def blocking_allowed(flags: int) -> bool:
@@ -107,13 +111,16 @@ class StateMachine:
             for i in range(mark, len(dirty)):
                 db, key = dirty[i]
                 if key is not None:
-                    dbs[db].resized(key)
+                    d = dbs[db]
+                    if type(d.data.get(key, b"")) is not bytes:  # (resized skips strings)
+                        d.resized(key)
         return replies
 
     def _apply_commands(self, index: int, time_ms: int, seed: int, db_index: int, flags: int,
                         commands: list[list[bytes]], resp: int) -> list[Any]:
         self.applied_index = index
-        self.mods.prune(index)
+        if not index % WINDOW:
+            self.mods.prune(index)
         db = self.dbs[db_index] if 0 <= db_index < len(self.dbs) else self.dbs[0]
         ctx = Context(self, db, time_ms, seed, True, resp)
         ctx.can_block = blocking_allowed(flags)
@@ -133,15 +140,20 @@ class StateMachine:
 
     def run(self, ctx: Context, argv: list[bytes]) -> Any:
         """Run one command in ``ctx``; errors become error replies, never exceptions."""
-        name = argv[0].decode("latin-1").lower()
-        handler = HANDLERS.get(name)
+        handler = _BY_RAW_NAME.get(argv[0])
         if handler is None:
-            return ErrorReply(errors.unknown_command(name, argv[1:]))
+            name = argv[0].decode("latin-1").lower()
+            handler = HANDLERS.get(name)
+            if handler is None:
+                return ErrorReply(errors.unknown_command(name, argv[1:]))
+            if len(_BY_RAW_NAME) < 1024:
+                _BY_RAW_NAME[argv[0]] = handler
         try:
             return handler(ctx, argv[1:])
         except CommandError as exc:
             return ErrorReply(str(exc))
         except Exception:  # a handler bug must not take the node down
+            name = argv[0].decode("latin-1").lower()
             log.exception("command %s failed", name)
             return ErrorReply(f"ERR internal error in '{name}'")
 

@@ -96,6 +96,12 @@ def _set_generic(ctx: Context, key: bytes, value: bytes, args: list[bytes], name
 
 @command("set")
 def set_(ctx: Context, args: list[bytes]):
+    if len(args) == 2:  # no options: what _set_generic does then, without parsing them
+        key = args[0]
+        ctx.lookup(key)  # an expired key goes; the access is recorded
+        ctx.store(key, args[1])
+        ctx.notify("$", "set", key)
+        return OK
     return _set_generic(ctx, args[0], args[1], args[2:], "set")
 
 

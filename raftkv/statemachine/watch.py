@@ -44,6 +44,10 @@ class ModificationIndex:
         if index % WINDOW or index == 0:
             return
         cutoff = index - WINDOW
+        if cutoff <= self.horizon:
+            # Done already: the entries of a batch share their index (and a prune
+            # to an older cutoff finds nothing, indexes only grow).
+            return
         for table in self.keys:
             stale = [k for k, i in table.items() if i < cutoff]
             for k in stale:
