@@ -222,3 +222,21 @@ def test_blocked_client_is_answered_when_its_node_loses_leadership(cluster):
     t.join(20)
     assert not t.is_alive(), "the blocked client was left hanging"
     assert "error" in result and "cluster is down" in result["error"].lower()
+
+
+def test_stream_ids_keep_growing_across_a_failover(cluster):
+    leader = cluster.wait_leader()
+    c = leader.client()
+    far = int(time.time() * 1000) + 3_600_000  # an ID an hour ahead of every clock
+    c.xadd("{s}stream", {"f": "explicit"}, id=f"{far}-5")
+    last = c.xadd("{s}stream", {"f": "auto"})
+    leader.kill9()
+    new = cluster.wait_leader(exclude=leader)
+    after = new.client().xadd("{s}stream", {"f": "after failover"})
+
+    def parse(raw: bytes) -> tuple[int, int]:
+        ms, seq = raw.split(b"-")
+        return int(ms), int(seq)
+
+    assert parse(after) > parse(last) > (far, 5)
+    assert new.client().xlen("{s}stream") == 3
