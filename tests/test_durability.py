@@ -189,3 +189,31 @@ def test_shutdown_nosave_and_sigterm_flush_the_log(node):
     node.stop()  # SIGTERM: a clean shutdown flushes and fsyncs the log
     node.start()
     assert node.client().get("k99") == b"99"
+
+
+def test_writes_of_one_loop_turn_share_a_log_record_and_replay_the_same(node):
+    from raftkv.persistence.log import RaftLog
+
+    clients = [node.client() for _ in range(3)]
+    pipes = [c.pipeline(transaction=False) for c in clients]
+    for i in range(300):
+        for j, pipe in enumerate(pipes):
+            pipe.incr("n")
+            pipe.set(f"k{j}:{i}", i)
+            pipe.sadd("s", f"{j}:{i}")
+            if i % 50 == 0:
+                pipe.spop("s")  # random: replay must draw the same member
+    for pipe in pipes:
+        pipe.execute()
+    before = {k: clients[0].dump(k) for k in clients[0].keys("*")}
+    for c in clients:
+        c.close()
+    node.stop()
+    log = RaftLog.open(os.path.join(node.dir, "group-0"))
+    records = log.last_index() - log.first_index() + 1
+    log.close()
+    assert 0 < records < 300 * 3 * 3  # pipelined writes were batched per loop turn
+    node.start()
+    c = node.client()
+    assert c.get("n") == b"900"
+    assert {k: c.dump(k) for k in c.keys("*")} == before

@@ -50,3 +50,25 @@ def test_random_chunkings_of_a_pipeline_parse_to_the_same_commands():
         node.group.close()
 
     asyncio.run(run())
+
+
+def test_an_empty_array_before_a_split_command_is_skipped():
+    # "*0\r\n" is no command (Redis ignores it) but its 4 bytes still count when
+    # finding where a command still arriving starts.
+    async def run() -> None:
+        config = Config()
+        config.set_many([("dir", tempfile.mkdtemp()), ("save", "")], startup=True)
+        node = Node(config)
+        conn = Connection(node)
+        conn.connection_made(_Transport())
+        payload = b"*0\r\n*2\r\n$3\r\nGET\r\n$1\r\nk\r\n*0\r\n*2\r\n$4\r\nINCR\r\n$1\r\nx\r\n"
+        for cut in range(1, len(payload)):
+            conn._parse(payload[:cut])
+            conn._parse(payload[cut:])
+            assert list(conn.inbox) == [[b"GET", b"k"], [b"INCR", b"x"]], f"cut at {cut}"
+            assert not conn.scanner.active
+            conn.inbox.clear()
+        node.clients.pop(conn.id, None)
+        node.group.close()
+
+    asyncio.run(run())
