@@ -67,3 +67,19 @@ def parse_timeout(raw: bytes) -> float:
     if math.isinf(value):
         raise CommandError(errors.TIMEOUT_NOT_FLOAT)
     return value
+
+
+def index_range(n: int, start: int, end: int) -> tuple[int, int] | None:
+    """Redis's index rules (LRANGE, LTRIM, ZRANGE by rank): negative indexes count from
+    the end; the result is (first, last) inclusive, or None when the range is empty."""
+    if start < 0:
+        start += n
+    if end < 0:
+        end += n
+    if start < 0:
+        start = 0
+    if start > end or start >= n:
+        return None
+    if end >= n:
+        end = n - 1
+    return start, end

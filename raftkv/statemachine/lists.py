@@ -21,7 +21,7 @@ from itertools import islice
 from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, OK, Blocked
-from raftkv.statemachine.args import INT64_MAX, parse_int
+from raftkv.statemachine.args import INT64_MAX, index_range, parse_int
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.hashes import ld_round, parse_long_double
 from raftkv.statemachine.registry import command
@@ -70,21 +70,6 @@ def parse_block_timeout(raw: bytes) -> float:
     if whole < 0:
         raise CommandError(errors.TIMEOUT_NEGATIVE)
     return float(Fraction(whole, 1000))
-
-
-def _range(n: int, start: int, end: int) -> tuple[int, int] | None:
-    """Redis's index rules for LRANGE/LTRIM: (first, last) inclusive, or None if empty."""
-    if start < 0:
-        start += n
-    if end < 0:
-        end += n
-    if start < 0:
-        start = 0
-    if start > end or start >= n:
-        return None
-    if end >= n:
-        end = n - 1
-    return start, end
 
 
 def _slice(dq: deque, start: int, end: int) -> list[bytes]:
@@ -262,7 +247,7 @@ def lrange(ctx: Context, args: list[bytes]):
     dq = _list(ctx, args[0])
     if not dq:
         return []
-    span = _range(len(dq), start, end)
+    span = index_range(len(dq), start, end)
     return [] if span is None else _slice(dq, *span)
 
 
@@ -411,7 +396,7 @@ def ltrim(ctx: Context, args: list[bytes]):
     if dq is None:
         return OK
     n = len(dq)
-    span = _range(n, start, end)
+    span = index_range(n, start, end)
     if span is None:
         dq.clear()
     else:

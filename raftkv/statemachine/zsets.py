@@ -15,7 +15,7 @@ from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.glob import compile_pattern
 from raftkv.replies import NULL_ARRAY, Blocked
-from raftkv.statemachine.args import INT64_MIN, parse_int, parse_timeout
+from raftkv.statemachine.args import INT64_MIN, index_range, parse_int, parse_timeout
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.registry import command
 from raftkv.statemachine.scan import parse_cursor, parse_scan_options
@@ -264,21 +264,6 @@ def zlexcount(ctx: Context, args: list[bytes]):
 
 
 # --- ZRANGE family ---------------------------------------------------------------------------
-def _rank_bounds(start: int, end: int, n: int) -> tuple[int, int] | None:
-    """Redis's index sanitising: [start, end] inclusive, or None when empty."""
-    if start < 0:
-        start += n
-    if end < 0:
-        end += n
-    if start < 0:
-        start = 0
-    if start > end or start >= n:
-        return None
-    if end >= n:
-        end = n - 1
-    return start, end
-
-
 def _select(z: ZSet, lo: int, hi: int, reverse: bool, offset: int, limit: int) -> list:
     """Pairs at positions [lo, hi) in range order, after LIMIT offset count."""
     if offset < 0:
@@ -342,7 +327,7 @@ def _zrange(ctx: Context, args: list[bytes], store: bytes | None = None,
     pairs: list = []
     if z is not None:
         if rt == "rank":
-            bounds = _rank_bounds(start, end, len(z))
+            bounds = index_range(len(z), start, end)
             if bounds is not None:
                 a, b = bounds
                 if rev:
@@ -412,7 +397,7 @@ def _zremrange(ctx: Context, args: list[bytes], kind: str):
     if z is None:
         return 0
     if kind == "rank":
-        bounds = _rank_bounds(start, end, len(z))
+        bounds = index_range(len(z), start, end)
         if bounds is None:
             return 0
         lo, hi = bounds[0], bounds[1] + 1
