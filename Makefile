@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench chaos chaos-long fuzz cluster cluster-stop sim-long clean
+.PHONY: run test lint bench chaos chaos-long fuzz connections cluster cluster-stop sim-long clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,9 @@ chaos-long: $(STAMP)
 # The protocol fuzzer for longer than the default suite's smoke run.
 fuzz: $(STAMP)
 	RAFTKV_FUZZ_EXAMPLES=20000 $(PY) -m pytest tests/test_fuzz_protocol.py -p no:cacheprovider
+
+connections: $(STAMP)
+	RAFTKV_CONNECTIONS=10000 $(PY) -m pytest -s tests/test_many_connections.py -p no:cacheprovider
 
 sim-long: $(STAMP)
 	RAFT_SIM_SEEDS=20000 $(PY) -m pytest tests/raft/test_simulation.py -p no:cacheprovider

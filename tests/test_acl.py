@@ -19,6 +19,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from raftkv.cluster.slots import key_slot
 from raftkv.server.acl import (
     AclRuleError,
     catalog,
@@ -461,7 +462,8 @@ def test_users_are_replicated_through_the_log():
         c = leader.client()
         assert c.execute_command("ACL", "SETUSER", "rep", "on", ">pw", "~r:*", "+get", "+set") \
             == b"OK"
-        assert c.execute_command("ACL", "SETUSER", "rep", "+del", ">Clear-Text-Secret") == b"OK"
+        assert c.execute_command("ACL", "SETUSER", "rep", "+del", ">Clear-Text-Secret",
+                                 "+eval") == b"OK"
         assert c.execute_command("ACL", "SETUSER", "rep", "<Clear-Text-Secret") == b"OK"
         with pytest.raises(redis.ResponseError, match="Syntax error"):
             c.execute_command("ACL", "SETUSER", "rep", "bogus")
@@ -475,7 +477,7 @@ def test_users_are_replicated_through_the_log():
         with pytest.raises(redis.exceptions.MovedError):  # writes go to the leader
             follower.client().execute_command("ACL", "SETUSER", "x")
         expected = (b"user rep on #" + hashlib.sha256(b"pw").hexdigest().encode()
-                    + b" ~r:* resetchannels -@all +get +set +del")
+                    + b" ~r:* resetchannels -@all +get +set +del +eval")
         deadline = time.monotonic() + 10
         for node in cluster.nodes:
             while expected not in node.client().execute_command("ACL", "LIST"):
@@ -486,6 +488,13 @@ def test_users_are_replicated_through_the_log():
             assert r.call("READONLY") == \
                 Err("NOPERM User rep has no permissions to run the 'readonly' command")
             assert r.call("GET", "other") == Err("NOPERM No permissions to access a key")
+            if node is leader:  # inside a script, on the replica applying it, too
+                assert r.call("EVAL", "return redis.call('get', KEYS[1])", "1", "r:1") == b"v"
+                assert r.call("EVAL", "return redis.call('get', 'other')", "0").startswith(
+                    "ERR ACL failure in script: No permissions to access a key")
+            else:  # a follower redirects the (wrapped) script by its key's slot
+                assert r.call("EVAL", "return 1", "1", "r:1") == Err(
+                    f"MOVED {key_slot(b'r:1')} 127.0.0.1:{leader.port}")
         for node in cluster.nodes:  # the log holds password hashes, never the clear text
             for folder, _dirs, files in os.walk(node.dir):
                 for name in files:
@@ -514,3 +523,71 @@ def test_auth_failures_do_not_leak_timing_or_crash(srv, admin):
     with socket.create_connection(("127.0.0.1", srv.port)) as s:
         s.sendall(b"AUTH\r\n")
         assert s.recv(100).startswith(b"-ERR wrong number of arguments for 'auth' command")
+
+
+# --- scripts and EXEC: the ACL holds inside them ----------------------------------------
+def test_scripts_run_commands_with_the_callers_permissions(srv, admin):
+    admin.execute_command("ACL", "SETUSER", "lua", "on", ">pw", "~k*", "+@scripting",
+                          "+get", "+set")
+    admin.set("secret", "s")
+    c = raw(srv, "lua")
+    ok = c.call("EVAL", "return redis.call('set', KEYS[1], 'v')", "1", "k1")
+    assert ok == b"OK" and admin.get("k1") == b"v"
+    denied = c.call("EVAL", "return redis.call('get', 'secret')", "0")
+    assert isinstance(denied, Err)
+    assert denied.startswith("ERR ACL failure in script: No permissions to access a key")
+    denied = c.call("EVAL", "redis.call('set', 'k2', 'x'); return redis.call('del', 'k1')", "0")
+    assert denied.startswith(
+        "ERR ACL failure in script: User lua has no permissions to run the 'del' command")
+    assert admin.get("k2") == b"x" and admin.get("k1") == b"v"  # no rollback, as Redis
+    trapped = c.call("EVAL", "local r = redis.pcall('get', 'secret'); return r['err']", "0")
+    assert trapped.startswith(b"ERR ACL failure in script: No permissions to access a key")
+    checks = c.call("EVAL", "return {redis.acl_check_cmd('get', 'k9') and 1 or 0, "
+                            "redis.acl_check_cmd('get', 'secret') and 1 or 0, "
+                            "redis.acl_check_cmd('del', 'k1') and 1 or 0}", "0")
+    assert checks == [1, 0, 0]
+    entry = admin.acl_log(1)[0]
+    assert (entry["context"], entry["reason"], entry["object"], entry["username"]) == \
+        ("lua", "key", "secret", "lua")
+    # Read-only scripts (served locally) and functions are checked the same way.
+    denied = c.call("EVAL_RO", "return redis.call('get', 'secret')", "0")
+    assert denied.startswith("ERR ACL failure in script: No permissions to access a key")
+    admin.execute_command(
+        "FUNCTION", "LOAD", "REPLACE",
+        "#!lua name=acltest\nredis.register_function('peek', function(keys, args) "
+        "return redis.call('get', args[1]) end)")
+    assert c.call("FCALL", "peek", "0", "k1") == b"v"
+    denied = c.call("FCALL", "peek", "0", "secret")
+    assert denied.startswith("ERR ACL failure in script: No permissions to access a key")
+    # A user with every permission is not wrapped and not checked.
+    assert admin.eval("return redis.call('get', 'secret')", 0) == b"s"
+
+
+def test_exec_checks_the_acl_again(srv, admin):
+    admin.execute_command("ACL", "SETUSER", "late", "on", ">pw", "~*", "+@transaction",
+                          "+get", "+set", "+incr")
+    c = raw(srv, "late")
+    assert c.call("MULTI") == b"OK"
+    assert c.call("SET", "a", "1") == b"QUEUED"
+    assert c.call("INCR", "a") == b"QUEUED"
+    assert c.call("GET", "a") == b"QUEUED"
+    admin.execute_command("ACL", "SETUSER", "late", "-incr", "resetkeys", "~a", "~b")
+    replies = c.call("EXEC")
+    assert replies[0] == b"OK" and replies[2] == b"1"
+    assert replies[1] == Err(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and "
+        "the EXEC call. This command is no longer allowed for the following reason: no "
+        "permission to execute the command or subcommand")
+    entry = admin.acl_log(1)[0]
+    assert (entry["context"], entry["reason"], entry["object"]) == ("multi", "command", "incr")
+    assert c.call("MULTI") == b"OK"
+    assert c.call("SET", "b", "2") == b"QUEUED"
+    assert c.call("SET", "a", "3") == b"QUEUED"
+    admin.execute_command("ACL", "SETUSER", "late", "resetkeys", "~a")
+    replies = c.call("EXEC")
+    assert replies[0] == Err(
+        "NOPERM ACLs rules changed between the moment the transaction was accumulated and "
+        "the EXEC call. This command is no longer allowed for the following reason: no "
+        "permission to touch the specified keys")
+    assert replies[1] == b"OK"
+    assert admin.get("b") is None and admin.get("a") == b"3"

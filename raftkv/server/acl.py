@@ -894,6 +894,7 @@ class AclManager:
                 raise SystemExit(f"Aborting raftkv startup because of ACL errors: {errors}")
             self.base = users
         self.state.listener = self.rebuild
+        node.sm.acl_checker = self.script_check  # redis.call inside a restricted user's script
         self.config.on_change(self._config_changed)
         self.rebuild()
 
@@ -989,14 +990,66 @@ class AclManager:
         self.log_denied(conn, reason, obj, user.name)
         return "NOPERM " + deny_message(reason, user.name, spec, argv[pos], verbose=False)
 
+    def script_check(self, username: str, spec: CommandSpec, argv: list[bytes],
+                     log_it: bool, client: Any = None) -> str | None:
+        """A command a script calls, checked against the user the script runs as (the
+        state machine asks, where the entry applies): getAclErrorMessage's text, or None.
+
+        Users come from the replicated ACL and the shared configuration, so every
+        replica decides alike; the ACL log entry (context ``lua``) is written where
+        the script's client is, or on the leader."""
+        user = self.users.get(username)
+        if user is None:
+            reason, pos = "command", 0
+        else:
+            result = user.check(spec, argv)
+            if result is None:
+                return None
+            reason, pos = result
+        if log_it:
+            node = self.node
+            conn = client if client is not None else node.tracking.writer
+            if conn is not None or node.raft is None or node.raft.core.is_leader:
+                obj = spec.full_name if reason == "command" else \
+                    argv[pos].decode("utf-8", "replace")
+                self._log(conn, reason, "lua", obj, username)
+        return deny_message(reason, username, spec, argv[pos], verbose=False)
+
+    def exec_check(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """EXEC checks each queued command again: the ACL may have changed since it was
+        queued (execCommand). The NOPERM error for that command, or None."""
+        user = self.users.get(conn.user)
+        if user is None:
+            reason, pos = "command", 0
+        else:
+            result = user.check(spec, argv)
+            if result is None:
+                return None
+            reason, pos = result
+        obj = spec.full_name if reason == "command" else argv[pos].decode("utf-8", "replace")
+        self._log(conn, reason, "multi", obj, conn.user)
+        why = {"command": "no permission to execute the command or subcommand",
+               "key": "no permission to touch the specified keys",
+               "channel": "no permission to access one of the channels used as arguments"}
+        return ("NOPERM ACLs rules changed between the moment the transaction was accumulated "
+                "and the EXEC call. This command is no longer allowed for the following "
+                f"reason: {why[reason]}")
+
     def log_denied(self, conn: Connection, reason: str, obj: str, username: str) -> None:
+        context = "multi" if conn.multi is not None else "toplevel"
+        self._log(conn, reason, context, obj, username)
+
+    def _log(self, conn: Connection | None, reason: str, context: str, obj: str,
+             username: str) -> None:
         from raftkv.server.commands.connection import client_line
 
-        context = "multi" if conn.multi is not None else "toplevel"
-        try:
-            info = client_line(self.node, conn)
-        except Exception:  # a half-made connection: the log entry matters more
-            info = f"id={conn.id} addr={conn.addr}"
+        if conn is None:
+            info = ""
+        else:
+            try:
+                info = client_line(self.node, conn)
+            except Exception:  # a half-made connection: the log entry matters more
+                info = f"id={conn.id} addr={conn.addr}"
         self.log.add(reason, context, obj, username, info, self.config.get_int("acllog-max-len"))
 
     # --- ACL commands' helpers --------------------------------------------------------------

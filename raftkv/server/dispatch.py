@@ -256,7 +256,11 @@ class Dispatcher:
         watch_head = self._watch_head(conn)
         self.unwatch(conn)
         server_replies: dict[int, Any] = {}
+        if conn.user not in self.acl_open:
+            self._recheck_acl(conn, queued, server_replies)
         for i, argv in enumerate(queued):
+            if i in server_replies:
+                continue
             spec = self.table[argv[0].lower()]
             if spec.name == "select":
                 sm_positions.append(i)
@@ -272,11 +276,14 @@ class Dispatcher:
                     server_replies[i] = ErrorReply(str(exc))
                     continue
                 is_write = is_write or writes
+            else:
+                is_write = is_write or spec.is_write or self._sub_is_write(argv)
             sm_positions.append(i)
             sm_commands.append(argv)
-            is_write = is_write or spec.is_write or self._sub_is_write(argv)
         node = self.node
         for i, argv in enumerate(queued):
+            if i in server_replies:
+                continue
             spec = self.table[argv[0].lower()]
             handler = SERVER_HANDLERS.get(spec.name)
             if handler is not None and spec.name != "select":
@@ -314,6 +321,18 @@ class Dispatcher:
             return node.write(conn, sm_commands, shape, transaction=True)
         return shape(node.sm.read_many(conn.db, sm_commands, node.now_ms(), node.new_seed(),
                                        conn.resp))
+
+    def _recheck_acl(self, conn: Connection, queued: list[list[bytes]],
+                     denied: dict[int, Any]) -> None:
+        """EXEC runs a queued command only if the user's ACL still allows it (Redis
+        checks again at EXEC: the rules may have changed since MULTI)."""
+        for i, argv in enumerate(queued):
+            spec = self.table[argv[0].lower()]
+            if spec.subcommands and len(argv) > 1:
+                spec = spec.subcommands.get(argv[1].decode("latin-1").lower(), spec)
+            error = self.node.acl.exec_check(conn, spec, argv)
+            if error is not None:
+                denied[i] = ErrorReply(error)
 
     def _feed_transaction(self, conn: Connection, queued: list[list[bytes]], db: int) -> None:
         """MONITOR shows the commands an EXEC runs, as Redis does, each in its database."""

@@ -35,6 +35,7 @@ from raftkv.server.dispatch import DEFERRED
 from raftkv.server.membership import Membership
 from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_batch, encode_entry
+from raftkv.statemachine.scripting import unwrap_user
 from raftkv.statemachine.serialize import dump_state, load_state
 
 if TYPE_CHECKING:
@@ -247,10 +248,10 @@ class RaftGroup:
                 # The leader still has the commands at hand: no need to decode the entry.
                 for proposal in group:
                     conn = proposal.conn
+                    node.tracking.writer = conn  # NOLOOP (and the ACL log): who writes
                     replies = sm.apply_commands(e.index, proposal.time_ms, proposal.seed,
                                                 proposal.db, proposal.flags, proposal.commands,
                                                 conn.resp if conn is not None else 2)
-                    node.tracking.writer = conn  # NOLOOP: who made these changes
                     node.after_apply()
                     node.tracking.writer = None
                     if conn is not None and proposal.pending is not None:
@@ -310,6 +311,7 @@ class RaftGroup:
             return errors.CLUSTERDOWN
         slot = 0
         if argv is not None:
+            argv = unwrap_user(argv)
             spec = self.node.dispatcher.table.get(argv[0].lower())
             keys = keys_of(spec, argv) if spec is not None else []
             if not keys:

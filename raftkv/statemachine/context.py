@@ -23,7 +23,8 @@ if TYPE_CHECKING:
 
 
 class Context:
-    __slots__ = ("sm", "db", "now", "seed", "writing", "resp", "_rng", "client", "touch_keys", "can_block")
+    __slots__ = ("sm", "db", "now", "seed", "writing", "resp", "_rng", "client", "touch_keys",
+                 "can_block", "user")
 
     def __init__(
         self,
@@ -47,6 +48,8 @@ class Context:
         self.touch_keys = True
         # False inside MULTI/EXEC and scripts: blocking commands answer at once.
         self.can_block = True
+        # The ACL user a script runs as (``__asuser``); None: one allowed everything.
+        self.user: str | None = None
 
     @property
     def rng(self) -> random.Random:

@@ -95,7 +95,7 @@ class ScriptRun:
     """One invocation of a script or function: its context and its limits."""
 
     __slots__ = ("ctx", "name", "read_only", "resp", "rng", "started", "ticks", "max_ticks",
-                 "time_limit_ms", "limit_message", "flags", "slot", "wrote")
+                 "time_limit_ms", "limit_message", "flags", "slot", "wrote", "user")
 
     def __init__(self, ctx: Context | None, name: str, read_only: bool, flags: frozenset[str],
                  max_ticks: int, limit_message: str) -> None:
@@ -114,6 +114,7 @@ class ScriptRun:
         self.started = 0.0
         self.slot: int | None = None
         self.wrote = False
+        self.user = ctx.user if ctx is not None else None  # ACL user the commands run as
         if ctx is not None and not ctx.writing:
             config = ctx.config
             limit = config.get_int("lua-time-limit") if config is not None else 5000
@@ -1012,9 +1013,15 @@ class LuaSandbox:
     def _acl_check_cmd(self, *args: Any) -> bool:
         self._current("redis.acl_check_cmd")
         argv = self._argv(args)
-        if self._lookup_command(argv) is None:
+        spec = self._lookup_command(argv)
+        if spec is None:
             raise ScriptError("ERR Invalid command passed to redis.acl_check_cmd()")
-        return True  # raftkv has one user with every permission
+        run = self.run
+        ctx = run.ctx if run is not None else None
+        if run is None or run.user is None or ctx is None:
+            return True  # the script runs as a user with every permission
+        checker = getattr(ctx.sm, "acl_checker", None)
+        return checker is None or checker(run.user, spec, argv, False) is None
 
     def _math_random(self, *args: Any) -> float | int:
         run = self.run

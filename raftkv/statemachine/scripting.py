@@ -304,6 +304,12 @@ class Scripting:
             raise ScriptError("ERR Wrong number of args calling Redis command from script")
         if "noscript" in exec_spec.flags or "noscript" in spec.flags:
             raise ScriptError(NOT_FROM_SCRIPT)
+        if run.user is not None:  # a restricted user: its ACL holds inside the script too
+            checker = getattr(ctx.sm, "acl_checker", None)
+            if checker is not None:
+                denied = checker(run.user, exec_spec, argv, True, ctx.client)
+                if denied is not None:
+                    raise ScriptError("ERR ACL failure in script: " + denied)
         if exec_spec.is_write:
             if run.read_only:
                 raise ScriptError("ERR Write commands are not allowed from read-only scripts.")
@@ -626,6 +632,24 @@ def evalsha(ctx: Context, args: list[bytes]) -> Any:
     raise CommandError(errors.NOSCRIPT)
 
 
+@command("__asuser")
+def as_user(ctx: Context, args: list[bytes]) -> Any:
+    """``__asuser <user> <EVAL|FCALL ...>``: the node wraps the script command of a
+    user without every permission, so the commands the script calls are checked
+    against that user's ACL where the entry applies (every replica decides alike)."""
+    saved = ctx.user
+    ctx.user = args[0].decode("latin-1")
+    try:
+        return ctx.sm.run(ctx, args[1:])
+    finally:
+        ctx.user = saved
+
+
+def unwrap_user(argv: list[bytes]) -> list[bytes]:
+    """The command inside an ``__asuser`` wrapper (``argv`` itself otherwise)."""
+    return argv[2:] if argv and argv[0] == b"__asuser" else argv
+
+
 @command("fcall")
 def fcall(ctx: Context, args: list[bytes]) -> Any:
     return scripting_of(ctx.sm).run_fcall(ctx, args[0], args[1:], False)
@@ -761,4 +785,5 @@ def _load_functions(sm: Any, blob: bytes) -> None:
 
 register_section(b"functions", _dump_functions, _load_functions)
 
-__all__ = ["KILLED", "Scripting", "scripting_of", "parse_shebang", "split_keys", "sha1hex"]
+__all__ = ["KILLED", "Scripting", "scripting_of", "parse_shebang", "split_keys", "sha1hex",
+           "unwrap_user"]

@@ -83,7 +83,15 @@ def eval_entry(node, conn, argv):
             raise CommandError(errors.SCRIPT_RO_WITH_WRITE_FLAG)
         if "no-cluster" in flags and cluster_mode(node.config):
             raise CommandError(errors.SCRIPT_NO_CLUSTER)
-    return argv, not ro and (compiled.compat or "no-writes" not in flags)
+    return _as_user(node, conn, argv), not ro and (compiled.compat or "no-writes" not in flags)
+
+
+def _as_user(node, conn, argv):
+    """A restricted user's script runs as that user where the entry applies, so the
+    commands it calls are checked against its ACL (see ``__asuser``)."""
+    if conn.user in node.acl.unrestricted:
+        return argv
+    return [b"__asuser", conn.user.encode("latin-1"), *argv]
 
 
 @entry_form("fcall", "fcall_ro")
@@ -93,10 +101,10 @@ def fcall_entry(node, conn, argv):
     if fi is None:
         # Not known here (yet): let the log decide, where it may have been loaded
         # earlier in the same MULTI, or on the leader this node is behind.
-        return argv, not ro
+        return _as_user(node, conn, argv), not ro
     split_keys(argv[2:], errors.FCALL_BAD_NUMKEYS)
     if ro and "no-writes" not in fi.flags:
         raise CommandError(errors.SCRIPT_RO_WITH_WRITE_FLAG)
     if "no-cluster" in fi.flags and cluster_mode(node.config):
         raise CommandError(errors.SCRIPT_NO_CLUSTER)
-    return argv, not ro and "no-writes" not in fi.flags
+    return _as_user(node, conn, argv), not ro and "no-writes" not in fi.flags
