@@ -117,6 +117,12 @@ class Dispatcher:
             error = self.acl_check(conn, exec_spec, argv)
             if error is not None:
                 return self._reject(conn, error, queueing=True, spec=exec_spec)
+        busy = self.node.busy
+        if busy is not None:  # a script runs past busy-reply-threshold (see busy.py)
+            if conn.multi is None and busy.answer(conn, name, argv):
+                return None
+            if "allow_busy" not in exec_spec.flags:
+                return self._reject(conn, busy.busy_error(), queueing=True, spec=exec_spec)
         if conn.resp == 2 and (conn.channels or conn.patterns or conn.shard_channels) \
                 and name not in _PUBSUB_ALLOWED:
             return self._reject(conn, (

@@ -24,6 +24,7 @@ from raftkv.persistence.snapshot import latest_snapshot, read_snapshot, write_sn
 from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import encode_batch, encode_entry
 from raftkv.statemachine.machine import StateMachine
+from raftkv.statemachine.scripting import without_killed
 from raftkv.statemachine.serialize import dump_state, load_state
 
 log = logging.getLogger(__name__)
@@ -117,10 +118,20 @@ class LocalGroup:
             index = self.turn_index = self.next_index
             self.next_index = index + 1
         seed = self._seed.getrandbits(63)
-        self.batch.append(encode_entry(now_ms, seed, db, commands, flags))
         self.unflushed = True
         self.dirty_changes += 1
-        return self.sm.apply_commands(index, now_ms, seed, db, flags, commands, resp)
+        sm = self.sm
+        killed = sm.scripts_killed
+        replies = sm.apply_commands(index, now_ms, seed, db, flags, commands, resp)
+        if sm.scripts_killed != killed:  # SCRIPT KILL: the log keeps what the node did
+            commands = without_killed(commands, replies)
+        self.batch.append(encode_entry(now_ms, seed, db, commands, flags))
+        return replies
+
+    def replies_safe(self) -> bool:
+        """Every write applied so far is in the log (as its policy keeps it): a reply
+        already made may leave now (busy scripts)."""
+        return not self.batch
 
     def flush(self) -> None:
         """Write the turn's entries to the OS; fdatasync them with ``appendfsync always``."""

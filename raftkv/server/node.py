@@ -22,6 +22,7 @@ from raftkv.config import Config
 from raftkv.replies import Blocked
 from raftkv.server.acl import AclManager
 from raftkv.server.blocking import BlockingRegistry
+from raftkv.server.busy import BusyScripts
 from raftkv.server.connection import Connection
 from raftkv.server.dispatch import Dispatcher
 from raftkv.server.local_group import LocalGroup
@@ -67,6 +68,8 @@ class Node:
         self.tracking = Tracking(self)
         self.acl = AclManager(self)  # users: requirepass, aclfile, replicated ACL
         self.dispatcher = Dispatcher(self)
+        self.busy: BusyScripts | None = None  # set while a script runs past the threshold
+        self.busy_scripts = BusyScripts(self)
         self.dispatch = self.dispatcher.dispatch
         self.memory = Memory(self)  # accounting, maxmemory, eviction
         self._flush_conns: set[Connection] = set()

@@ -514,6 +514,11 @@ class RaftGroup:
     def snapshot_index(self) -> int:
         return self.storage.snap_meta.index
 
+    @staticmethod
+    def replies_safe() -> bool:
+        """Replies are made when entries commit: any may leave now (busy scripts)."""
+        return True
+
     def flush(self) -> None:
         """Entries are persisted by the Ready loop; nothing is buffered here."""
 

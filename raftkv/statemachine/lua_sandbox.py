@@ -11,11 +11,10 @@ Two sandboxes exist per state machine, as Redis has two Lua states: one for
 EVAL bodies (``KEYS``/``ARGV`` globals) and one for FUNCTION libraries
 (library code runs with the load-time globals only).
 
-Limits (see docs/scripting.md): a script applied from the log (a write) is
-stopped after :data:`WRITE_MAX_INSTRUCTIONS` Lua instructions, the same
-count on every replica; a script served locally (a read) is stopped when it
-has run ``lua-time-limit`` milliseconds (the wall clock is only ever read for
-those local reads, never while applying the log).
+Limits (see docs/scripting.md): every run is stopped after
+:data:`WRITE_MAX_INSTRUCTIONS` Lua instructions, the same count on every
+replica; past ``busy-reply-threshold`` the node's busy hook serves other
+clients with ``-BUSY`` and SCRIPT KILL / FUNCTION KILL may stop the run.
 """
 
 from __future__ import annotations
@@ -92,10 +91,20 @@ def _deny_attributes(obj: Any, name: Any, is_setting: bool) -> Any:
 
 
 class ScriptRun:
-    """One invocation of a script or function: its context and its limits."""
+    """One invocation of a script or function: its context and its limits.
+
+    Every run is stopped after ``max_ticks`` Lua instructions (deterministic:
+    the same instruction on every replica). ``busy_hook`` (the node's, if
+    any) is called at each hook tick: once the run has taken longer than
+    ``busy-reply-threshold`` it serves other clients with ``-BUSY`` and may
+    set ``killed`` (SCRIPT KILL / FUNCTION KILL). The wall clock read here
+    never changes what a run computes, only whether it is killed, and a kill
+    is allowed only where it cannot make replicas differ (see docs/scripting.md).
+    """
 
     __slots__ = ("ctx", "name", "read_only", "resp", "rng", "started", "ticks", "max_ticks",
-                 "time_limit_ms", "limit_message", "flags", "slot", "wrote", "user")
+                 "limit_message", "flags", "slot", "wrote", "user", "killed", "busy_hook",
+                 "is_eval", "command")
 
     def __init__(self, ctx: Context | None, name: str, read_only: bool, flags: frozenset[str],
                  max_ticks: int, limit_message: str) -> None:
@@ -110,26 +119,22 @@ class ScriptRun:
         self.ticks = 0
         self.max_ticks = max_ticks
         self.limit_message = limit_message
-        self.time_limit_ms = 0
-        self.started = 0.0
+        self.started = time.monotonic()
         self.slot: int | None = None
         self.wrote = False
         self.user = ctx.user if ctx is not None else None  # ACL user the commands run as
-        if ctx is not None and not ctx.writing:
-            config = ctx.config
-            limit = config.get_int("lua-time-limit") if config is not None else 5000
-            self.time_limit_ms = limit
-            self.started = time.monotonic()  # local reads only: never while applying the log
+        self.killed = False
+        self.busy_hook: Any = getattr(ctx.sm, "busy_hook", None) if ctx is not None else None
+        self.is_eval = True  # False: FCALL (FUNCTION KILL, not SCRIPT KILL, stops it)
+        self.command = b"eval"  # the command that started the run (FUNCTION STATS)
 
     def tick(self) -> str | None:
         self.ticks += 1
-        if self.time_limit_ms:
-            if (time.monotonic() - self.started) * 1000 > self.time_limit_ms:
-                return KILLED
-            return None
         if self.ticks * HOOK_EVERY > self.max_ticks:
             return self.limit_message
-        return None
+        if self.busy_hook is not None:
+            self.busy_hook(self)
+        return KILLED if self.killed else None
 
 
 BOOT = r"""

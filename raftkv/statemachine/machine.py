@@ -75,6 +75,11 @@ class StateMachine:
         self.scans = ScanCursors()
         self.mods = ModificationIndex(databases)
         self.access = AccessTracker(self.dbs)
+        # Scripts stopped by SCRIPT KILL (a count the single-node log watches), and
+        # the node's busy-script hooks (see raftkv/server/busy.py); None: no node.
+        self.scripts_killed = 0
+        self.busy_hook: Any = None
+        self.busy_end: Any = None
 
     # --- bookkeeping handlers call ---------------------------------------
     def touched(self, db: int, key: bytes | None) -> None:

@@ -249,6 +249,7 @@ class Scripting:
                 raise CommandError(errors.SCRIPT_NO_CLUSTER)
         read_only = ro or not ctx.writing or (not script.compat and "no-writes" in flags)
         run = self._new_run(ctx, script.sha, read_only, flags)
+        run.command = b"eval_ro" if ro else b"eval"
         return self._run(ctx, run, keys, lambda: self.eval_box.run_eval(run, script.fn, keys,
                                                                         args))
 
@@ -264,6 +265,8 @@ class Scripting:
             raise CommandError(errors.SCRIPT_NO_CLUSTER)
         read_only = ro or not ctx.writing or "no-writes" in flags
         run = self._new_run(ctx, fi.name.decode("utf-8", "replace"), read_only, flags)
+        run.is_eval = False
+        run.command = b"fcall_ro" if ro else b"fcall"
         return self._run(ctx, run, keys, lambda: self.function_box.run_function(run, fi.fn, keys,
                                                                                 argv))
 
@@ -281,6 +284,10 @@ class Scripting:
             return call()
         finally:
             ctx.db, ctx.resp, ctx.can_block = saved
+            if run.busy_hook is not None:
+                ctx.sm.busy_end(run)
+            if run.killed:
+                ctx.sm.scripts_killed += 1  # the single node's log drops the run (``__killed``)
 
     # --- redis.call -----------------------------------------------------------------------------
     def execute(self, run: ScriptRun, argv: list[bytes]) -> Any:
@@ -450,6 +457,7 @@ class Scripting:
         try:
             run = ScriptRun(None, name.decode("utf-8", "replace"), True, frozenset(),
                             lua_sandbox.LOAD_MAX_INSTRUCTIONS, LOAD_TIMEOUT)
+            run.busy_hook = None  # library code is short (its own limit): never busy
             err = box.run_library(run, fn)
         finally:
             self._loading = None
@@ -630,6 +638,21 @@ def evalsha(ctx: Context, args: list[bytes]) -> Any:
     # has no script cache, so one that gets here names an unknown script.
     split_keys(args[1:], errors.NOT_INTEGER)
     raise CommandError(errors.NOSCRIPT)
+
+
+@command("__killed")
+def killed(ctx: Context, args: list[bytes]) -> Any:
+    """What a script killed by SCRIPT KILL leaves in a single node's log: no change.
+    (It draws from the entry's generator as the run did, so the commands after it
+    in the entry draw what they drew.)"""
+    ctx.rng.getrandbits(64)
+    return ErrorReply(KILLED)
+
+
+def without_killed(commands: list[list[bytes]], replies: list[Any]) -> list[list[bytes]]:
+    """An entry's commands with each killed script replaced by ``__killed``."""
+    return [[b"__killed"] if type(reply) is ErrorReply and reply.startswith(KILLED[:30])
+             else argv for argv, reply in zip(commands, replies, strict=True)]
 
 
 @command("__asuser")

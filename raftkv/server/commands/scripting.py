@@ -50,8 +50,8 @@ def script(node, conn, argv):
         scripting.flush_scripts()
         return OK
     if sub == b"kill":
-        # One event loop runs everything: no command is read while a script runs,
-        # so a script is never running when SCRIPT KILL arrives (see docs/scripting.md).
+        # While a script is busy, raftkv/server/busy.py answers SCRIPT KILL; here
+        # no script is running.
         raise CommandError(errors.NOTBUSY)
     if sub == b"debug":
         mode = argv[2].lower()
