@@ -15,6 +15,11 @@ RAFT.REMOVENODE), CLUSTER FAILOVER and BGSAVE.
     raftkv-admin -s 127.0.0.1:7001 promote NODE
     raftkv-admin -s 127.0.0.1:7001 remove-node NODE
     raftkv-admin -s 127.0.0.1:7001 snapshot [--node NODE]
+    raftkv-admin -s 127.0.0.1:7001 backup DIR [--force]
+    raftkv-admin -s 127.0.0.1:7001 restore DIR [--replace]
+
+backup and restore (RAFTKV.BACKUP, RAFTKV.RESTORE on the leader) also work
+against a single node.
 
 A NODE is a member's address (host:port, as the node was started), its
 40-hex node id, or a unique prefix of 8 or more characters of that id.
@@ -23,7 +28,9 @@ A NODE is a member's address (host:port, as the node was started), its
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -33,7 +40,16 @@ import click
 import redis
 
 from raftkv.admin.table import render, render_topology
-from raftkv.admin.topology import AdminError, Connector, Topology, discover, parse_address
+from raftkv.admin.topology import (
+    AdminError,
+    Connector,
+    NodeState,
+    Topology,
+    as_dict,
+    discover,
+    parse_address,
+)
+from raftkv.statemachine.restore import BackupCorrupt, parse_backup
 
 DEFAULT_SEED = "127.0.0.1:6379"
 
@@ -482,6 +498,237 @@ def snapshot(admin: Admin, target: str | None, wait: float) -> None:
     click.echo(render(("Node", "BGSAVE", "Result", "Snapshot index"), rows, "Snapshots"))
     if failed:
         sys.exit(1)
+
+
+# --- backup and restore ------------------------------------------------------------------------
+BACKUP_FILE = "backup.rkvb"
+MANIFEST_FILE = "manifest.json"
+_HEADER_FIELDS = ("mode", "node", "node_id", "index", "term", "created", "created_ms",
+                  "databases", "keys", "keys_per_db", "functions", "sections", "body_size",
+                  "body_sha256")
+
+
+def _single_node(admin: Admin) -> Topology | None:
+    """A single-node store (no Raft) seen as a one-member group; None for a cluster."""
+    for seed in admin.seeds:
+        try:
+            info = admin.connector.info(seed, "raft")
+        except (redis.RedisError, OSError):
+            continue
+        if info.get("raft_mode") != "single":
+            return None
+        status = {"id": seed, "node_id": "", "role": "leader", "suffrage": "voter",
+                  "leader": seed, "term": info.get("term", 0),
+                  "commit_index": info.get("commit_index"),
+                  "applied_index": info.get("applied_index"),
+                  "last_index": info.get("last_log_index"), "voters": [seed], "learners": []}
+        return Topology({seed: NodeState(seed, status)}, seed, [seed], [])
+    return None
+
+
+def _group(admin: Admin) -> Topology:
+    return _single_node(admin) or admin.discover()
+
+
+def _applied_index(admin: Admin, address: str) -> int | None:
+    try:
+        return int(admin.connector.info(address, "raft")["applied_index"])
+    except (redis.RedisError, OSError, KeyError, TypeError, ValueError):
+        return None
+
+
+def _redirected(exc: redis.ResponseError) -> bool:
+    """The leader moved (or there is none) and the command did nothing: ask again."""
+    if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.ClusterDownError)):
+        return True
+    text = str(exc)
+    return isinstance(exc, redis.exceptions.TryAgainError) and (
+        "not applied" in text or "transfer in progress" in text)
+
+
+def _call_leader(admin: Admin, topo: Topology, what: str, args: list[Any], wait: float,
+                 timeout: float) -> tuple[str, Any]:
+    """(leader, reply) of ``args`` on the leader; while it answers with a redirect, find
+    the leader again, for up to ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        leader = admin.leader(topo)
+        try:
+            return leader, admin.connector.call(leader, *args, timeout=timeout)
+        except redis.ResponseError as exc:
+            if not _redirected(exc) or time.monotonic() >= deadline:
+                raise AdminError(f"{leader} refused {what}: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            raise AdminError(f"{leader} did not answer {what}: {exc}") from None
+        time.sleep(0.2)
+        topo = admin.wait_for("a leader", lambda t: t.leader is not None,
+                              max(deadline - time.monotonic(), 0.5))
+
+
+def _write_durably(path: str, data: bytes) -> None:
+    """tmp file, fsync, rename: a reader finds the old file or the whole new one."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _manifest_rows(manifest: dict[str, Any]) -> list[list[Any]]:
+    keys = manifest.get("keys_per_db") or {}
+    per_db = ", ".join(f"db{db}={n}" for db, n in sorted(keys.items(), key=lambda kv: int(kv[0])))
+    return [
+        ["file", manifest.get("file")], ["size", f"{manifest.get('size')} bytes"],
+        ["sha256", manifest.get("sha256")],
+        ["taken from", f"{manifest.get('node')} ({manifest.get('mode')})"],
+        ["log index", manifest.get("index")],
+        ["term", "" if manifest.get("term") is None else manifest.get("term")],
+        ["created", manifest.get("created")],
+        ["keys", f"{manifest.get('keys')}" + (f" ({per_db})" if per_db else "")],
+        ["function libraries", manifest.get("functions")],
+    ]
+
+
+def _keyspace_size(admin: Admin, address: str) -> tuple[int, int]:
+    """(keys, function libraries) a node holds."""
+    try:
+        keyspace = admin.connector.info(address, "keyspace")
+        libraries = admin.connector.call(address, "FUNCTION", "LIST")
+    except (redis.RedisError, OSError) as exc:
+        raise AdminError(f"{address} did not answer INFO keyspace / FUNCTION LIST: {exc}") from None
+    keys = sum(int(v.get("keys", 0)) for k, v in keyspace.items()
+               if k.startswith("db") and isinstance(v, dict))
+    return keys, len(libraries or [])
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(file_okay=False))
+@click.option("--force", is_flag=True, help="Overwrite a backup already in DIR.")
+@click.option("--wait", type=float, default=15.0, show_default=True,
+              help="Seconds to keep looking for the leader if leadership moves.")
+@click.option("--io-timeout", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for the leader to answer the backup.")
+@pass_admin
+@_errors_to_click
+def backup(admin: Admin, directory: str, force: bool, wait: float, io_timeout: float) -> None:
+    """Write a consistent backup of the data set to DIR (backup.rkvb + manifest.json).
+
+    The leader dumps its state at a linearizable read point (every write
+    acknowledged before the backup was asked for is in it); a single node
+    dumps its current state.
+    """
+    manifest_path = os.path.join(directory, MANIFEST_FILE)
+    if os.path.exists(manifest_path) and not force:
+        raise AdminError(f"{directory} already holds a backup ({MANIFEST_FILE}): "
+                         "choose another directory, or --force to overwrite it")
+    topo = _group(admin)
+    _show("Current topology:", topo)
+    leader, blob = _call_leader(admin, topo, "RAFTKV.BACKUP", ["RAFTKV.BACKUP"], wait,
+                                io_timeout)
+    try:
+        header, _body = parse_backup(blob)
+    except BackupCorrupt as exc:
+        raise AdminError(f"{leader} answered a damaged backup: {exc}") from None
+    os.makedirs(directory, exist_ok=True)
+    _write_durably(os.path.join(directory, BACKUP_FILE), blob)
+    manifest = {"group": "group-0", "file": BACKUP_FILE, "size": len(blob),
+                "sha256": hashlib.sha256(blob).hexdigest(),
+                **{k: header.get(k) for k in _HEADER_FIELDS}, "format": header["format"]}
+    _write_durably(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    _fsync_dir(directory)
+    click.echo(f"Backup of group-0 taken by {leader} at log index {header['index']}"
+               + (f" (term {header['term']})" if header.get("term") is not None else ""))
+    click.echo(render(("Field", "Value"), _manifest_rows(manifest), "Backup"))
+    click.echo(f"Wrote {os.path.join(directory, BACKUP_FILE)} and {manifest_path}")
+
+
+def _read_backup(directory: str) -> tuple[dict[str, Any], bytes]:
+    """The manifest and the backup file of DIR, checked against each other and themselves."""
+    manifest_path = os.path.join(directory, MANIFEST_FILE)
+    try:
+        with open(manifest_path, "rb") as f:
+            manifest = json.loads(f.read())
+        path = os.path.join(directory, os.path.basename(str(manifest["file"])))
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as exc:
+        raise AdminError(f"cannot read the backup in {directory}: {exc}") from None
+    except (ValueError, KeyError, TypeError):
+        raise AdminError(f"{manifest_path} is not a raftkv-admin backup manifest") from None
+    if len(blob) != manifest.get("size") or hashlib.sha256(blob).hexdigest() != manifest.get("sha256"):
+        raise AdminError(f"backup is corrupt: {path} does not match the size and sha256 of "
+                         f"{MANIFEST_FILE}")
+    try:
+        parse_backup(blob)
+    except BackupCorrupt as exc:
+        raise AdminError(f"backup is corrupt: {path}: {exc}") from None
+    return manifest, blob
+
+
+@main.command()
+@click.argument("directory", metavar="DIR", type=click.Path(exists=True, file_okay=False))
+@click.option("--replace", is_flag=True,
+              help="Drop the target's keys and function libraries (refused otherwise).")
+@click.option("--io-timeout", type=float, default=300.0, show_default=True,
+              help="Seconds to wait for the leader to take and apply the backup.")
+@change_options(wait=60.0)
+@pass_admin
+@_errors_to_click
+def restore(admin: Admin, directory: str, replace: bool, io_timeout: float, yes: bool,
+            simulate: bool, wait: float) -> None:
+    """Load the backup in DIR: one log entry, applied by every member.
+
+    Without --replace the target must hold no key and no function library.
+    """
+    manifest, blob = _read_backup(directory)
+    click.echo(render(("Field", "Value"), _manifest_rows(manifest), f"Backup in {directory}"))
+    topo = _group(admin)
+    leader = admin.leader(topo)
+    _show("Current topology:", topo)
+    keys, libraries = _keyspace_size(admin, leader)
+    if (keys or libraries) and not replace:
+        raise AdminError(f"the target is not empty ({keys} keys, {libraries} function libraries):"
+                         " --replace drops them and loads the backup")
+    steps = [f"RAFTKV.RESTORE ({len(blob)} bytes{', REPLACE' if replace else ''}) on the leader "
+             f"{leader}: one log entry, {manifest.get('keys')} keys and "
+             f"{manifest.get('functions')} function libraries"
+             + (f" replacing {keys} keys and {libraries} libraries" if replace else ""),
+             f"wait until every member ({len(topo.members)}) applied it"]
+    if not _plan(steps, simulate, yes, f"Restore {directory} into the group led by {leader}?"):
+        return
+    args = ["RAFTKV.RESTORE", blob, *(["REPLACE"] if replace else [])]
+    leader, reply = _call_leader(admin, topo, "RAFTKV.RESTORE", args, wait, io_timeout)
+    result = as_dict(reply)
+    index = int(result["index"])
+    click.echo(f"{leader} applied the backup at log index {index}: {result.get('keys')} keys, "
+               f"{result.get('functions')} function libraries")
+    after = _group(admin)
+    deadline = time.monotonic() + wait
+    rows, behind = [], []
+    for addr in after.members:
+        applied = _applied_index(admin, addr)
+        while (applied is None or applied < index) and time.monotonic() < deadline:
+            time.sleep(0.1)
+            applied = _applied_index(admin, addr)
+        ok = applied is not None and applied >= index
+        if not ok:
+            behind.append(addr)
+        rows.append([addr, "" if applied is None else applied,
+                     "applied" if ok else "not yet" if applied is not None else "down"])
+    click.echo(render(("Node", "Applied", "Restore"), rows, f"Restore at index {index}"))
+    _show("New topology:", _group(admin))
+    if behind:
+        raise AdminError(f"{', '.join(behind)} did not apply index {index} within {wait:g}s: the "
+                         "restore is committed; they load it when they catch up")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -72,4 +72,8 @@ COMMANDS = [
         C("stats", 2, "noscript allow_busy", 0, 0, 0, "Returns information about a function during execution.", "7.0.0"),
         _HELP,
     ]),
+    # raftkv's own: a consistent backup of the whole data set, and loading one
+    # (raftkv-admin backup / restore). Admin only: they read or replace every key.
+    C("raftkv.backup", 1, "admin noscript no_multi", 0, 0, 0, "Returns a consistent backup of the data set (on a cluster: by the leader, at a linearizable read point).", "7.2.0", group=S),
+    C("raftkv.restore", -2, "admin noscript denyoom no_multi", 0, 0, 0, "Loads a backup as one log entry; refuses a target holding data unless REPLACE.", "7.2.0", group=S),
 ]
