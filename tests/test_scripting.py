@@ -430,3 +430,59 @@ def test_scripts_and_functions_on_a_three_node_group():
         assert c2.function_list()[0][1] == b"mylib"
     finally:
         cluster.cleanup()
+
+
+# --- PUBLISH from scripts ---------------------------------------------------------------------
+def _next_message(sub, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        msg = sub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        if msg is not None:
+            return msg
+    return None
+
+
+def test_scripts_publish(server, r):
+    sub = server.client().pubsub()
+    sub.subscribe("news")
+    assert sub.get_message(timeout=5)["type"] == "subscribe"
+    # Applied from the log: delivered after the entry, reply 0 (replicas differ).
+    assert r.eval("redis.call('set', 'k', 'v') return redis.call('publish', 'news', 'w')",
+                  0) == 0
+    assert _next_message(sub)["data"] == b"w"
+    # Served locally (read-only): published at once, with the count, as Redis.
+    assert r.eval_ro("return redis.call('publish', 'news', 'r')", 0) == 1
+    assert _next_message(sub)["data"] == b"r"
+    assert r.execute_command("FUNCTION", "LOAD", "REPLACE",
+                             "#!lua name=pub\nredis.register_function('tell', function(k, a) "
+                             "return redis.call('spublish', a[1], a[2]) end)") == b"pub"
+    sub.ssubscribe("shardnews")
+    assert sub.get_message(timeout=5)["type"] == "ssubscribe"
+    assert r.fcall("tell", 0, "shardnews", "s") == 0
+    assert _next_message(sub)["data"] == b"s"
+    sub.close()
+
+
+def test_scripts_publish_once_to_every_nodes_subscribers():
+    from tests.cluster_helpers import LocalCluster
+
+    cluster = LocalCluster(3)
+    try:
+        cluster.start()
+        leader = cluster.wait_leader()
+        subs = []
+        for node in cluster.nodes:
+            sub = node.client().pubsub()
+            sub.subscribe("ch")
+            assert sub.get_message(timeout=5)["type"] == "subscribe"
+            subs.append(sub)
+        c = leader.client()
+        for i in range(3):
+            assert c.eval("return redis.call('publish', 'ch', ARGV[1])", 0, str(i)) == 0
+        for sub in subs:  # each subscriber, on every node, gets each message once
+            got = [_next_message(sub) for _ in range(3)]
+            assert [m["data"] for m in got if m] == [b"0", b"1", b"2"]
+            assert sub.get_message(ignore_subscribe_messages=True, timeout=0.5) is None
+            sub.close()
+    finally:
+        cluster.cleanup()

@@ -94,6 +94,7 @@ class LocalGroup:
             count += 1
         self.sm.dirty.clear()
         self.sm.events.clear()
+        self.sm.outbox.clear()  # messages published before the restart are not sent again
         log.info("replayed %d log entries up to index %d", count, last)
 
     def reload(self) -> None:

@@ -70,6 +70,7 @@ class Node:
         self.dispatcher = Dispatcher(self)
         self.busy: BusyScripts | None = None  # set while a script runs past the threshold
         self.busy_scripts = BusyScripts(self)
+        self.sm.publish_hook = self.publish
         self.dispatch = self.dispatcher.dispatch
         self.memory = Memory(self)  # accounting, maxmemory, eviction
         self._flush_conns: set[Connection] = set()
@@ -148,6 +149,11 @@ class Node:
         """On a cluster, hand a PUBLISH to every other node for its subscribers."""
         if self.raft is not None:
             self.raft.transport.broadcast_publish(channel, message, shard)
+
+    def publish(self, channel: bytes, message: bytes, shard: bool) -> int:
+        """PUBLISH / SPUBLISH from this node: every node's subscribers; this node's count."""
+        self.broadcast_publish(channel, message, shard)
+        return self.pubsub.publish(channel, message, shard)
 
     def remote_publish(self, channel: bytes, message: bytes, shard: bool) -> None:
         self.pubsub.publish(channel, message, shard)
@@ -384,6 +390,11 @@ class Node:
             events = sm.events
             sm.events = []
             self.pubsub.notify(events)
+        if sm.outbox:  # PUBLISH from scripts: each replica tells its own subscribers
+            outbox = sm.outbox
+            sm.outbox = []
+            for channel, message, shard in outbox:
+                self.pubsub.publish(channel, message, shard)
 
     def feed_monitors(self, conn: Connection, argv: list[bytes]) -> None:
         """MONITOR: every command as Redis prints it, to every monitoring client."""

@@ -78,6 +78,10 @@ class StateMachine:
         # Scripts stopped by SCRIPT KILL (a count the single-node log watches), and
         # the node's busy-script hooks (see raftkv/server/busy.py); None: no node.
         self.scripts_killed = 0
+        # PUBLISH from scripts applied from the log: (channel, message, shard), delivered
+        # by the node to its own subscribers after the apply, on every replica.
+        self.outbox: list[tuple[bytes, bytes, bool]] = []
+        self.publish_hook: Any = None  # the node's PUBLISH, for scripts served locally
         self.busy_hook: Any = None
         self.busy_end: Any = None
 

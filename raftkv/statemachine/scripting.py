@@ -169,7 +169,25 @@ def _script_time(ctx: Context, args: list[bytes]) -> Any:
     return [b"%d" % (ctx.now // 1000), b"%d" % ((ctx.now % 1000) * 1000)]
 
 
+def _script_publish(shard: bool) -> Any:
+    """PUBLISH / SPUBLISH from a script. Applied from the log, the message goes to the
+    outbox and every replica delivers it to its own subscribers, so each subscriber
+    gets it once; the reply is 0 there, as the number of receivers differs from
+    replica to replica and a script must compute the same on all. A script served
+    locally (a read) publishes at once and gets the count, as in Redis."""
+    def publish(ctx: Context, args: list[bytes]) -> Any:
+        hook = ctx.sm.publish_hook
+        if not ctx.writing and hook is not None:
+            return hook(args[0], args[1], shard)
+        ctx.sm.outbox.append((args[0], args[1], shard))
+        return 0
+
+    return publish
+
+
 SCRIPT_COMMANDS: dict[str, Any] = {
+    "publish": _script_publish(False),
+    "spublish": _script_publish(True),
     "ping": _script_ping,
     "echo": lambda ctx, args: args[0],
     "time": _script_time,

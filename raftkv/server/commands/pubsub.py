@@ -48,14 +48,12 @@ def sunsubscribe(node, conn, argv):
 
 @server_command("publish")
 def publish(node, conn, argv):
-    node.broadcast_publish(argv[1], argv[2], shard=False)
-    return node.pubsub.publish(argv[1], argv[2])
+    return node.publish(argv[1], argv[2], shard=False)
 
 
 @server_command("spublish")
 def spublish(node, conn, argv):
-    node.broadcast_publish(argv[1], argv[2], shard=True)
-    return node.pubsub.publish(argv[1], argv[2], shard=True)
+    return node.publish(argv[1], argv[2], shard=True)
 
 
 @server_command("pubsub")
