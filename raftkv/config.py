@@ -138,6 +138,8 @@ DIRECTIVES: list[Directive] = [
     D("replica-read-only", "bool", "yes", aliases="slave-read-only"),
     D("cluster-enabled", "bool", "no", mutable=False),
     D("cluster-peers", "string", "", mutable=False),
+    # A multi-group cluster: the JSON map of slot groups (raftkv/cluster/groupmap.py).
+    D("cluster-map", "string", "", mutable=False),
     # A node added to a running group: start with empty storage, learn the membership.
     D("cluster-join", "bool", "no", mutable=False),
     D("cluster-port", "int", "0", 0, 65535, mutable=False),

@@ -90,3 +90,60 @@ class LocalCluster:
                 c.connection_pool.release(conn)
         finally:
             c.close()
+
+
+class GroupCluster:
+    """A multi-group cluster: ``nodes`` x ``groups`` processes (one per group replica) and
+    the JSON map they share (raftkv/cluster/groupmap.py)."""
+
+    def __init__(self, nodes: int = 3, groups: int = 3, replicas: int = 3,
+                 args: list[str] | None = None) -> None:
+        import os
+        import tempfile
+
+        from raftkv.cluster.groupmap import layout
+
+        ports = [[free_port() for _ in range(groups)] for _ in range(nodes)]
+        self.map = layout("127.0.0.1", ports, replicas)
+        self.map_dir = tempfile.mkdtemp(prefix="raftkv-map-")
+        self.map_path = os.path.join(self.map_dir, "cluster-map.json")
+        with open(self.map_path, "w") as f:
+            f.write(self.map.to_json())
+        members = {m for g in self.map.groups for m in g.members}
+        self.procs = [ServerProcess(["--cluster-map", self.map_path, *(args or [])], port=p)
+                      for row in ports for p in row if f"127.0.0.1:{p}" in members]
+
+    def start(self, timeout: float = 60.0) -> GroupCluster:
+        for p in self.procs:
+            p.start()
+        self.wait_ready(timeout)
+        return self
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Every process reports cluster_state:ok (every group has a known leader)."""
+        deadline = time.monotonic() + timeout
+        pending = [p for p in self.procs if p.proc is not None]
+        while pending:
+            p = pending[0]
+            try:
+                c = p.client(socket_timeout=2)
+                ok = b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+                c.close()
+            except (redis.ConnectionError, redis.TimeoutError):
+                ok = False
+            if ok:
+                pending.pop(0)
+                continue
+            assert time.monotonic() < deadline, f"cluster not ready at {p.port}"
+            time.sleep(0.1)
+
+    def process(self, address: str) -> ServerProcess:
+        port = int(address.rsplit(":", 1)[1])
+        return next(p for p in self.procs if p.port == port)
+
+    def cleanup(self) -> None:
+        import shutil
+
+        for p in self.procs:
+            p.cleanup()
+        shutil.rmtree(self.map_dir, ignore_errors=True)

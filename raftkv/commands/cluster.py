@@ -25,6 +25,8 @@ COMMANDS = [
           "Forces a replica to perform a manual failover of its master.", "3.0.0"),
     ]),
     # raftkv's own: the slot group's Raft membership and leadership (raftkv-admin uses them).
+    C("raft.leader", 1, _RO + " fast", 0, 0, 0,
+      "Returns the address of the group's leader as this node knows it.", "7.2.0", group=K),
     C("raft.status", 1, "admin " + _RO, 0, 0, 0,
       "Returns the Raft group as this node sees it, with each member's progress on the leader.",
       "7.2.0", group=K),

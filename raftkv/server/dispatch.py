@@ -72,6 +72,7 @@ class Dispatcher:
         acl: AclManager = node.acl
         self.acl_check = acl.check
         self.acl_open = acl.unrestricted  # users allowed everything: no ACL check
+        self.directory = node.groups  # the slot groups of a multi-group cluster, or None
         import raftkv.server.commands  # noqa: F401 - registers the server handlers
         self.infos: dict[int, CommandInfo] = {}  # by id() of the spec run (the table's)
         self.plain: dict[bytes, CommandInfo] = {}  # by name, commands without subcommands
@@ -129,11 +130,15 @@ class Dispatcher:
                 f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"),
                 spec=exec_spec)
-        if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys) \
-                and not (info.one_key and conn.multi is None):  # one key: one slot
-            error = self._cross_slot(conn, exec_spec, argv)
-            if error:
-                return self._reject(conn, error, queueing=True, spec=exec_spec)
+        if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys):
+            if not (info.one_key and conn.multi is None):  # one key: one slot
+                error = self._cross_slot(conn, exec_spec, argv)
+                if error:
+                    return self._reject(conn, error, queueing=True, spec=exec_spec)
+            if self.directory is not None:  # a multi-group cluster: is the slot ours?
+                error = self._foreign_slot(exec_spec, argv)
+                if error:
+                    return self._reject(conn, error, queueing=True, spec=exec_spec)
         memory = self.node.memory
         if memory.maxmemory:  # evict if over maxmemory; refuse denyoom commands (OOM)
             error = memory.check(conn, exec_spec, name)
@@ -179,6 +184,17 @@ class Dispatcher:
             elif conn.multi_slot != slot:
                 return "CROSSSLOT Keys in request don't hash to the same slot"
         return None
+
+    def _foreign_slot(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """-MOVED to the leader of the group owning the keys' slot, if not this one's."""
+        keys = keys_of(spec, argv)
+        if not keys:
+            return None
+        directory = self.directory
+        slot = key_slot(keys[0])
+        if directory.owner[slot] == directory.group.id:
+            return None
+        return directory.moved(slot)
 
     def _reject(self, conn: Connection, text: str, queueing: bool = False,
                 spec: CommandSpec | None = None) -> None:

@@ -62,6 +62,7 @@ class Node:
         self.data_dir = os.path.abspath(config.get("dir"))
         os.makedirs(self.data_dir, exist_ok=True)
         self.raft: Any = None  # the RaftGroup when this node is a cluster member
+        self.groups: Any = None  # the other slot groups (GroupDirectory) with --cluster-map
         self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
         self.pubsub = PubSub(self)
@@ -90,14 +91,33 @@ class Node:
 
     def _create_group(self) -> Any:
         peers = [p.strip() for p in self.config.get("cluster-peers").split(",") if p.strip()]
+        host = self.config.get("bind").split()[0]
+        my_id = f"{host}:{self.config.get_int('port')}"
+        group_id = 0
+        if self.config.get("cluster-map"):  # one replica of one group of a multi-group cluster
+            from raftkv.cluster.groupmap import ClusterMap, MapError
+            from raftkv.server.groups import GroupDirectory
+
+            try:
+                cmap = ClusterMap.load(self.config.get("cluster-map"))
+            except MapError as exc:
+                raise SystemExit(str(exc)) from None
+            group = cmap.group_of(my_id)
+            if group is None:
+                raise SystemExit(f"the cluster map has no group with this process ({my_id})")
+            if peers and sorted(peers) != sorted(group.members):
+                raise SystemExit("cluster-peers and the cluster map disagree on the members")
+            peers = list(group.members)
+            group_id = group.id
         if peers:
             from raftkv.server.raft_group import RaftGroup
 
-            host = self.config.get("bind").split()[0]
-            my_id = f"{host}:{self.config.get_int('port')}"
             if my_id not in peers:
                 raise SystemExit(f"cluster-peers must include this node's own address {my_id}")
-            self.raft = RaftGroup(self, os.path.join(self.data_dir, "group-0"), my_id, peers)
+            self.raft = RaftGroup(self, os.path.join(self.data_dir, f"group-{group_id}"), my_id,
+                                  peers)
+            if self.config.get("cluster-map"):
+                self.groups = GroupDirectory(self, cmap, group)
             return self.raft
         return LocalGroup(os.path.join(self.data_dir, "group-0"), self.sm,
                           self.config.get("appendfsync"))
@@ -491,6 +511,8 @@ class Node:
             self.group.start_background_sync()
         if self.raft is not None:
             await self.raft.start()
+        if self.groups is not None:
+            self.groups.start()
         self._every(0.1, self.active_expire)
         self._every(0.1, self._cron)
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -529,5 +551,7 @@ class Node:
                 self.group.snapshot_sync()
             except Exception:
                 log.exception("snapshot at shutdown failed")
+        if self.groups is not None:
+            self.groups.close()
         self.group.close()
         log.info("raftkv is now ready to exit, bye bye...")

@@ -144,7 +144,8 @@ def split_keys(args: list[bytes], bad_numkeys: str) -> tuple[list[bytes], list[b
 def cluster_mode(config: Any) -> bool:
     if config is None:
         return False
-    return config.get("cluster-enabled") == "yes" or bool(config.get("cluster-peers").strip())
+    return config.get("cluster-enabled") == "yes" or bool(config.get("cluster-peers").strip()) \
+        or bool(config.get("cluster-map"))
 
 
 def lookup_command(argv: list[bytes]) -> CommandSpec | None:

@@ -6,6 +6,8 @@ A group's leader is its master, the other members its replicas; node ids are
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from raftkv import errors
 from raftkv.cluster.slots import SLOTS, key_slot
 from raftkv.errors import CommandError
@@ -32,6 +34,34 @@ def _members(node) -> list[tuple[str, str]]:
     for m in sorted(set(conf.voters) | set(conf.learners)):
         if m != leader:
             out.append((m, "replica"))
+    return out
+
+
+@dataclass
+class _Shard:
+    ranges: list[tuple[int, int]]
+    members: list[tuple[str, str]]  # (address, "master" | "replica"), the leader first
+    leader: str | None
+    mine: bool
+
+
+def _shards(node) -> list[_Shard]:
+    """Every slot group as a Redis Cluster shard: this process's group from its Raft
+    state, the others (multi-group cluster) from the map and their polled leaders."""
+    members = _members(node)
+    mine_leader = members[0][0] if members and members[0][1] == "master" else None
+    directory = node.groups
+    if directory is None:
+        return [_Shard([(0, SLOTS - 1)], members, mine_leader, True)]
+    out = []
+    for g in directory.map.groups:
+        if g.id == directory.group.id:
+            out.append(_Shard(list(g.slots), members, mine_leader, True))
+            continue
+        leader = directory.leaders.get(g.id) if directory.known.get(g.id) else None
+        listed = [(leader, "master")] if leader else []
+        listed += [(m, "replica") for m in g.members if m != leader]
+        out.append(_Shard(list(g.slots), listed, leader, False))
     return out
 
 
@@ -83,59 +113,76 @@ def cluster(node, conn, argv):
         if len(argv) > 3 or mode not in ("", "force", "takeover"):
             raise CommandError(errors.SYNTAX)
         return raft.membership.failover(mode)
-    members = _members(node)
-    shard_id = node_id_hex("group-0")
+    shards = _shards(node)
+    gid = node.groups.group.id if node.groups is not None else 0
+    shard_id = node_id_hex(f"group-{gid}")
     leader = raft.leader
     if sub == b"myid":
         return node_id_hex(raft.my_id).encode()
     if sub == b"myshardid":
         return shard_id.encode()
     if sub == b"info":
-        ok = leader is not None
-        known = len(set(raft.core.conf.voters) | set(raft.core.conf.learners))
+        ok_slots = sum(b - a + 1 for sh in shards if sh.leader for a, b in sh.ranges)
+        assigned = sum(b - a + 1 for sh in shards for a, b in sh.ranges)
+        ok = ok_slots == SLOTS
+        known = len({addr for sh in shards for addr, _ in sh.members})
         lines = [
             f"cluster_state:{'ok' if ok else 'fail'}",
-            f"cluster_slots_assigned:{SLOTS}", f"cluster_slots_ok:{SLOTS if ok else 0}",
-            "cluster_slots_pfail:0", f"cluster_slots_fail:{0 if ok else SLOTS}",
-            f"cluster_known_nodes:{known}", "cluster_size:1",
+            f"cluster_slots_assigned:{assigned}", f"cluster_slots_ok:{ok_slots}",
+            "cluster_slots_pfail:0", f"cluster_slots_fail:{assigned - ok_slots}",
+            f"cluster_known_nodes:{known}", f"cluster_size:{len(shards)}",
             f"cluster_current_epoch:{raft.core.term}", f"cluster_my_epoch:{raft.core.term}",
             "cluster_stats_messages_sent:0", "cluster_stats_messages_received:0",
             "total_cluster_links_buffer_limit_exceeded:0",
         ]
         return ("\r\n".join(lines) + "\r\n").encode()
     if sub == b"slots":
-        if leader is None:
-            return []
-        entry: list = [0, SLOTS - 1]
-        for addr, _role in members:
-            host, port = _hp(addr)
-            entry.append([host.encode(), port, node_id_hex(addr).encode(), []])
-        return [entry]
+        out = []
+        for sh in shards:
+            if not sh.leader:
+                continue
+            for a, b in sh.ranges:
+                entry: list = [a, b]
+                for addr, _role in sh.members:
+                    host, port = _hp(addr)
+                    entry.append([host.encode(), port, node_id_hex(addr).encode(), []])
+                out.append(entry)
+        return out
     if sub == b"shards":
-        nodes = []
+        out = []
         connected = raft.transport.connected_peers() | {raft.my_id}
-        for addr, role in members:
-            host, port = _hp(addr)
-            nodes.append(Map([
-                (b"id", node_id_hex(addr).encode()), (b"port", port), (b"ip", host.encode()),
-                (b"endpoint", host.encode()), (b"role", role.encode()),
-                (b"replication-offset", node.sm.applied_index),
-                (b"health", b"online" if addr in connected else b"fail"),
-            ]))
-        return [Map([(b"slots", [0, SLOTS - 1] if leader else []), (b"nodes", nodes)])]
+        for sh in shards:
+            nodes = []
+            for addr, role in sh.members:
+                host, port = _hp(addr)
+                healthy = addr in connected if sh.mine else bool(sh.leader)
+                nodes.append(Map([
+                    (b"id", node_id_hex(addr).encode()), (b"port", port), (b"ip", host.encode()),
+                    (b"endpoint", host.encode()), (b"role", role.encode()),
+                    (b"replication-offset", node.sm.applied_index if sh.mine else 0),
+                    (b"health", b"online" if healthy else b"fail"),
+                ]))
+            flat = [x for a, b in sh.ranges for x in (a, b)] if sh.leader else []
+            out.append(Map([(b"slots", flat), (b"nodes", nodes)]))
+        return out
     if sub == b"nodes":
         lines = []
         connected = raft.transport.connected_peers()
-        for addr, role in members:
-            host, port = _hp(addr)
-            flags = ("myself," if addr == raft.my_id else "") + ("master" if role == "master" else "slave")
-            if addr != raft.my_id and addr not in connected:
-                flags += ",fail?"
-            master = "-" if role == "master" else (node_id_hex(leader) if leader else "-")
-            slots = " 0-16383" if role == "master" else ""
-            lines.append(f"{node_id_hex(addr)} {host}:{port}@{port + raft.peer_offset} {flags} "
-                         f"{master} 0 0 {raft.core.term} connected{slots}")
+        for sh in shards:
+            for addr, role in sh.members:
+                host, port = _hp(addr)
+                flags = ("myself," if addr == raft.my_id else "") + \
+                    ("master" if role == "master" else "slave")
+                if sh.mine and addr != raft.my_id and addr not in connected:
+                    flags += ",fail?"
+                master = "-" if role == "master" else \
+                    (node_id_hex(sh.leader) if sh.leader else "-")
+                slots = "".join(f" {a}-{b}" if a != b else f" {a}" for a, b in sh.ranges) \
+                    if role == "master" else ""
+                lines.append(f"{node_id_hex(addr)} {host}:{port}@{port + raft.peer_offset} "
+                             f"{flags} {master} 0 0 {raft.core.term} connected{slots}")
         return ("\n".join(lines) + "\n").encode()
+    members = _members(node)
     if sub == b"links":
         out = []
         for peer in sorted(raft.transport.connected_peers()):
@@ -154,6 +201,13 @@ def cluster(node, conn, argv):
 # --- RAFT.*: the group's membership and leadership (see raftkv/server/membership.py) ---------
 def _node_arg(arg: bytes) -> str:
     return arg.decode("utf-8", "replace")
+
+
+@server_command("raft.leader")
+def raft_leader(node, conn, argv):
+    """The address of this group's leader as this process knows it (nil: unknown)."""
+    _require_cluster(node)
+    return node.raft.leader.encode() if node.raft.leader else None
 
 
 @server_command("raft.status")

@@ -1,0 +1,152 @@
+"""This process's view of the other slot groups of a multi-group cluster.
+
+Started with ``--cluster-map``, a process is one replica of one slot group
+(see :mod:`raftkv.cluster.groupmap`). It serves the slots of its group and
+answers ``-MOVED <slot> <leader>`` for the others; to name their leaders it
+asks one member of each other group ``RAFT.LEADER`` over the client
+protocol every :data:`POLL_S` seconds (until told, the preferred leader of
+the map is assumed). It also hands leadership of its own group back to the
+map's preferred leader once that member is a caught-up voter again, so
+leaders stay spread over the nodes after failures heal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import hiredis
+
+from raftkv.cluster.groupmap import ClusterMap, SlotGroup
+from raftkv.server.resp import encode
+
+if TYPE_CHECKING:
+    from raftkv.server.node import Node
+
+log = logging.getLogger(__name__)
+
+POLL_S = 1.0  # how often other groups' leaders are asked for
+IO_TIMEOUT = 1.0
+REBALANCE_AFTER_S = 5.0  # the preferred leader must be healthy this long before a hand-back
+MAX_LAG = 16  # entries the preferred leader may lag and still be handed leadership
+
+
+class GroupDirectory:
+    def __init__(self, node: Node, cmap: ClusterMap, group: SlotGroup) -> None:
+        self.node = node
+        self.map = cmap
+        self.group = group
+        self.owner = cmap.owner  # slot -> group id
+        self.leaders: dict[int, str | None] = {g.id: g.preferred_leader for g in cmap.groups}
+        self.known: dict[int, bool] = {g.id: False for g in cmap.groups}  # leader confirmed
+        self._task: asyncio.Task | None = None
+        self._healthy_since: float | None = None
+        self._last_handback = 0.0
+
+    # --- routing -------------------------------------------------------------------------
+    def leader_of(self, gid: int) -> str | None:
+        if gid == self.group.id:
+            return self.node.raft.leader
+        return self.leaders.get(gid)
+
+    def moved(self, slot: int) -> str:
+        gid = self.owner[slot]
+        leader = self.leader_of(gid) or self.map.group(gid).preferred_leader
+        return f"MOVED {slot} {leader}"
+
+    # --- polling ---------------------------------------------------------------------------
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await asyncio.gather(*(self._poll(g) for g in self.map.groups
+                                       if g.id != self.group.id))
+                self._hand_back()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # keep polling: a bad answer must not stop routing updates
+                log.exception("polling the other groups failed")
+            await asyncio.sleep(POLL_S)
+
+    async def _poll(self, g: SlotGroup) -> None:
+        current = self.leaders.get(g.id)
+        order = ([current] if current in g.members else []) + \
+            [m for m in g.members if m != current]
+        for member in order:
+            leader = await self._ask(member)
+            if leader:
+                if leader != self.leaders.get(g.id):
+                    log.info("group %d: leader is %s", g.id, leader)
+                self.leaders[g.id] = leader
+                self.known[g.id] = True
+                return
+        self.known[g.id] = False
+
+    async def _ask(self, member: str) -> str | None:
+        host, port = member.rsplit(":", 1)
+        writer = None
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, int(port)), IO_TIMEOUT)
+            commands = []
+            password = self.node.config.get("requirepass")
+            if password:
+                commands.append([b"AUTH", password.encode()])
+            commands.append([b"RAFT.LEADER"])
+            writer.write(b"".join(encode([*c], 2) for c in commands))
+            parser = hiredis.Reader()
+            replies: list[Any] = []
+            while len(replies) < len(commands):
+                data = await asyncio.wait_for(reader.read(4096), IO_TIMEOUT)
+                if not data:
+                    return None
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    replies.append(reply)
+            answer = replies[-1]
+            return answer.decode() if isinstance(answer, bytes) and answer else None
+        except (TimeoutError, OSError, hiredis.ProtocolError, UnicodeDecodeError):
+            return None
+        finally:
+            if writer is not None:
+                writer.close()
+
+    # --- leaders spread over nodes --------------------------------------------------------
+    def _hand_back(self) -> None:
+        """Give leadership to the map's preferred leader once it is a healthy voter."""
+        raft = self.node.raft
+        core = raft.core
+        preferred = self.group.preferred_leader
+        if not core.is_leader or raft.my_id == preferred or preferred not in core.conf.voters \
+                or core.lead_transferee is not None:
+            self._healthy_since = None
+            return
+        progress = core.progress().get(preferred)
+        healthy = progress is not None and preferred in raft.transport.connected_peers() \
+            and core.last_index - progress.match <= MAX_LAG
+        now = time.monotonic()
+        if not healthy:
+            self._healthy_since = None
+            return
+        if self._healthy_since is None:
+            self._healthy_since = now
+            return
+        if now - self._healthy_since >= REBALANCE_AFTER_S and \
+                now - self._last_handback >= REBALANCE_AFTER_S:
+            self._last_handback = now
+            log.info("handing leadership of group %d back to its preferred leader %s",
+                     self.group.id, preferred)
+            try:
+                core.transfer_leadership(preferred)
+                raft.schedule_ready()
+            except Exception as exc:  # refused (a change in flight): try again later
+                log.info("hand-back refused: %s", exc)
