@@ -6,6 +6,7 @@ import math
 
 from raftkv import errors
 from raftkv.errors import CommandError
+from raftkv.statemachine.longdouble import ld_round, string2ld
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -56,17 +57,33 @@ def upper(raw: bytes) -> bytes:
     return raw.upper()
 
 
-def parse_timeout(raw: bytes) -> float:
-    """A blocking timeout in seconds (float), as BLPOP and friends take it."""
-    try:
-        value = parse_float(raw, errors.TIMEOUT_NOT_FLOAT)
-    except CommandError:
-        raise
-    if value < 0:
-        raise CommandError(errors.TIMEOUT_NEGATIVE)
-    if math.isinf(value):
+def parse_timeout(raw: bytes, now: int = 0) -> float:
+    """A blocking command's timeout in seconds, as Redis 7.2's getTimeoutFromObjectOrReply
+    reads it (UNIT_SECONDS); 0 means block forever. Every seconds-timeout blocking
+    command uses it: BLPOP, BRPOP, BLMPOP, BRPOPLPUSH, BLMOVE, BZPOPMIN, BZPOPMAX, BZMPOP.
+
+    The argument is a C long double (``string2ld``: hex, ``inf``, exponents past a
+    double's range; no spaces, no NaN), multiplied by 1000 in long double, refused past
+    LLONG_MAX milliseconds, then rounded *up* to whole milliseconds: so 0.0001 waits
+    1 ms, and anything in [-0.001, 0] is 0 and blocks forever, as on Redis (-0.001 * 1000
+    is just above -1 in long double). ``-inf`` is "negative" (the C cast gives
+    LLONG_MIN). ``now`` (ms) is the command's time: a deadline ``now + timeout`` past
+    LLONG_MAX is "out of range".
+    """
+    value = string2ld(raw)
+    if value is None:
         raise CommandError(errors.TIMEOUT_NOT_FLOAT)
-    return value
+    ms = value * 1000 if isinstance(value, float) else ld_round(value * 1000)
+    if ms > INT64_MAX:  # +inf included
+        raise CommandError(errors.TIMEOUT_OUT_OF_RANGE)
+    if isinstance(ms, float):  # -inf: the C cast gives LLONG_MIN
+        raise CommandError(errors.TIMEOUT_NEGATIVE)
+    whole = math.ceil(ms)
+    if whole < 0:
+        raise CommandError(errors.TIMEOUT_NEGATIVE)
+    if whole > 0 and whole > INT64_MAX - now:
+        raise CommandError(errors.TIMEOUT_OUT_OF_RANGE)  # the deadline would overflow
+    return whole / 1000
 
 
 def index_range(n: int, start: int, end: int) -> tuple[int, int] | None:

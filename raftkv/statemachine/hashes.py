@@ -8,14 +8,13 @@ deterministic.
 
 HINCRBYFLOAT computes as Redis does, in x87 80-bit ``long double``: parsing
 (``strtold``, hex floats and exponents beyond a double's range included),
-the addition and the ``%.17Lf`` formatting are emulated exactly with
-fractions, so ``0.1 + 0.2`` gives ``0.3`` as it does on Redis.
+the addition and the ``%.17Lf`` formatting are emulated exactly by
+:mod:`raftkv.statemachine.longdouble`, the same code as INCRBYFLOAT's, so
+``0.1 + 0.2`` gives ``0.3`` as it does on Redis.
 """
 
 from __future__ import annotations
 
-import math
-import re
 from fractions import Fraction
 from itertools import islice
 
@@ -23,139 +22,17 @@ from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.glob import compile_pattern
 from raftkv.replies import OK, Map
+from raftkv.statemachine import longdouble
 from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_int
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.keys import encoding_of
+from raftkv.statemachine.longdouble import LongDouble, format_long_double, ld_add, string2ld
 from raftkv.statemachine.registry import command
 from raftkv.statemachine.scan import parse_cursor, parse_scan_options
 
-# ---------------------------------------------------------------------------
-# x87 long double, emulated exactly (string2ld / ld2string of Redis)
-# ---------------------------------------------------------------------------
-_LD_BITS = 64  # significand bits, the integer bit included
-_LD_MIN_EXP = -16382  # exponent of the smallest normal number
-_LD_LIMIT = Fraction(2) ** 16384  # first power of two past the largest finite value
-_MAX_LD_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS: longer arguments are refused
-_DEC = re.compile(rb"([+-]?)(?:(\d+)\.?(\d*)|\.(\d+))(?:[eE]([+-]?\d+))?")
-_HEX = re.compile(rb"([+-]?)0[xX](?:([0-9a-fA-F]+)\.?([0-9a-fA-F]*)|\.([0-9a-fA-F]+))"
-                  rb"(?:[pP]([+-]?\d+))?")
-_INF = re.compile(rb"([+-]?)(?:inf|infinity)", re.IGNORECASE)
-_C_SPACE = b" \t\n\v\f\r"
-_LOG2_10 = math.log2(10)
-
-LongDouble = Fraction | float  # a finite value as a Fraction, or +-inf as a float
-
-
-def ld_round(x: Fraction) -> LongDouble:
-    """``x`` rounded to the nearest long double (ties to even); +-inf on overflow."""
-    if x == 0:
-        return Fraction(0)
-    neg = x < 0
-    a = -x if neg else x
-    n, d = a.numerator, a.denominator
-    e = n.bit_length() - d.bit_length()
-    if (n << max(-e, 0)) < (d << max(e, 0)):  # a < 2**e
-        e -= 1
-    q = max(e, _LD_MIN_EXP) - (_LD_BITS - 1)  # the value of the last significand bit
-    num, den = (n, d << q) if q >= 0 else (n << -q, d)
-    m, rem = divmod(num, den)
-    if 2 * rem > den or (2 * rem == den and m & 1):
-        m += 1
-    result = Fraction(m << q) if q >= 0 else Fraction(m, 1 << -q)
-    if result >= _LD_LIMIT:
-        return -math.inf if neg else math.inf
-    return -result if neg else result
-
-
-_CHUNK = 4000  # Python refuses int <-> str conversions past 4300 digits: go by chunks
-_CHUNK_POW = 10**_CHUNK
-
-
-def _int_from_digits(digits: bytes) -> int:
-    if len(digits) <= _CHUNK:
-        return int(digits or b"0")
-    return _int_from_digits(digits[:-_CHUNK]) * _CHUNK_POW + int(digits[-_CHUNK:])
-
-
-def _digits_of(value: int) -> str:
-    if value < _CHUNK_POW:
-        return str(value)
-    high, low = divmod(value, _CHUNK_POW)
-    return _digits_of(high) + str(low).rjust(_CHUNK, "0")
-
-
-def _scaled(sign: bytes, mantissa: int, exp10: int = 0, exp2: int = 0) -> LongDouble | None:
-    """sign * mantissa * 10**exp10 * 2**exp2 as a long double; None if out of range."""
-    if mantissa == 0:
-        return Fraction(0)
-    # Reject absurd exponents before building huge integers: the result would
-    # overflow (ERANGE, HUGE_VAL) or underflow to zero (ERANGE, zero), both refused.
-    if exp10:
-        digits = len(_digits_of(mantissa))
-        low, high = (digits - 1 + exp10) * _LOG2_10, (digits + exp10) * _LOG2_10
-    else:
-        bits = mantissa.bit_length()
-        low, high = bits - 1 + exp2, bits + exp2
-    if low > 16400 or high < -16500:
-        return None
-    value = Fraction(mantissa)
-    if exp10:
-        value *= Fraction(10) ** exp10
-    if exp2:
-        value *= Fraction(2) ** exp2
-    result = ld_round(-value if sign == b"-" else value)
-    if result == 0 or isinstance(result, float):
-        return None  # underflow to zero or overflow: ERANGE
-    return result
-
-
-def _exponent(raw: bytes | None) -> int:
-    """An exponent's value, clamped far outside any long double's range."""
-    if not raw:
-        return 0
-    body = raw.lstrip(b"+-").lstrip(b"0")
-    value = int(body) if body and len(body) <= 12 else (10**12 if body else 0)
-    return -value if raw[:1] == b"-" else value
-
-
-def parse_long_double(raw: bytes) -> LongDouble | None:
-    """Redis's ``string2ld``: the whole of ``raw`` as ``strtold`` reads it, or None.
-
-    Refused: empty or too long input, leading space, trailing garbage, NaN,
-    overflow and underflow to zero. Accepted: decimal and hex floats, ``inf``.
-    """
-    if not raw or len(raw) >= _MAX_LD_CHARS or raw[0] in _C_SPACE:
-        return None
-    m = _DEC.fullmatch(raw)
-    if m is not None:
-        sign, whole, frac, only_frac, exp = m.groups()
-        if only_frac is not None:
-            whole, frac = b"", only_frac
-        digits = (whole or b"") + (frac or b"")
-        return _scaled(sign, _int_from_digits(digits), _exponent(exp) - len(frac or b""))
-    m = _HEX.fullmatch(raw)
-    if m is not None:
-        sign, whole, frac, only_frac, exp = m.groups()
-        if only_frac is not None:
-            whole, frac = b"", only_frac
-        digits = (whole or b"") + (frac or b"")
-        return _scaled(sign, int(digits, 16), 0, _exponent(exp) - 4 * len(frac or b""))
-    m = _INF.fullmatch(raw)
-    if m is not None:
-        return -math.inf if m.group(1) == b"-" else math.inf
-    return None
-
-
-def format_long_double(value: Fraction) -> bytes:
-    """``ld2string(LD_STR_HUMAN)``: ``%.17Lf`` without trailing zeros, ``-0`` as ``0``."""
-    scaled = round(value * 10**17)  # round() of a Fraction rounds half to even, as printf
-    digits = _digits_of(abs(scaled)).rjust(18, "0")
-    text = digits[:-17] + "." + digits[-17:]
-    text = text.rstrip("0").rstrip(".")
-    if value < 0 and text != "0":
-        text = "-" + text
-    return text.encode()
-
+# Still importable from here (unit tests do): the longdouble module's own functions.
+ld_round = longdouble.ld_round
+parse_long_double = string2ld
 
 # ---------------------------------------------------------------------------
 # Lookups
@@ -324,24 +201,18 @@ def hincrby(ctx: Context, args: list[bytes]):
 @command("hincrbyfloat")
 def hincrbyfloat(ctx: Context, args: list[bytes]):
     key, field, raw = args
-    incr = parse_long_double(raw)
+    incr = string2ld(raw)  # the increment first, before the key's type
     if incr is None:
         raise CommandError(errors.NOT_FLOAT)
     if isinstance(incr, float):
         raise CommandError(errors.NAN_OR_INFINITY)
     h, created = _hash_for_write(ctx, key)
     current = h.get(field)
-    if current is None:
-        value: LongDouble = Fraction(0)
-    else:
-        parsed = parse_long_double(current)
-        if parsed is None:
-            raise CommandError(errors.HASH_NOT_FLOAT)
-        value = parsed
-    if isinstance(value, float):
-        raise CommandError(errors.INCR_FLOAT_NAN)  # inf + finite stays infinite
-    result = ld_round(value + incr)
-    if isinstance(result, float):
+    value: LongDouble | None = Fraction(0) if current is None else string2ld(current)
+    if value is None:
+        raise CommandError(errors.HASH_NOT_FLOAT)
+    result = ld_add(value, incr)  # an "inf" field stays infinite: refused too
+    if result is None:
         raise CommandError(errors.INCR_FLOAT_NAN)
     encoded = format_long_double(result)
     h[field] = encoded

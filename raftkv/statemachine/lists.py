@@ -13,21 +13,20 @@ command again when one of the keys is written (the same re-execution Redis
 
 from __future__ import annotations
 
-import math
 from collections import deque
-from fractions import Fraction
 from itertools import islice
 
 from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, OK, Blocked
-from raftkv.statemachine.args import INT64_MAX, index_range, parse_int
+from raftkv.statemachine.args import INT64_MAX, index_range, parse_int, parse_timeout
 from raftkv.statemachine.context import Context
-from raftkv.statemachine.hashes import ld_round, parse_long_double
 from raftkv.statemachine.registry import command
 
 LEFT, RIGHT = 0, 1
 _LONG_MAX = INT64_MAX
+# The seconds timeout of every blocking command, lists' and sorted sets' alike.
+parse_block_timeout = parse_timeout
 
 
 # ---------------------------------------------------------------------------
@@ -45,31 +44,6 @@ def _where(raw: bytes) -> int:
     if word == b"right":
         return RIGHT
     raise CommandError(errors.SYNTAX)
-
-
-def parse_block_timeout(raw: bytes) -> float:
-    """A blocking timeout in seconds as Redis 7.2 reads it (0 = forever).
-
-    The argument is a long double (``strtold``: hex and huge exponents
-    accepted), turned into whole milliseconds rounding up: so a timeout in
-    (-0.001, 0] is 0 and blocks forever, as on Redis.
-    """
-    value = parse_long_double(raw)
-    if value is None:
-        raise CommandError(errors.TIMEOUT_NOT_FLOAT)
-    if isinstance(value, float):  # +-inf
-        if value > 0:
-            raise CommandError(errors.TIMEOUT_OUT_OF_RANGE)
-        raise CommandError(errors.TIMEOUT_NEGATIVE)
-    ms = ld_round(value * 1000)
-    if isinstance(ms, float) or ms > _LONG_MAX:
-        if ms > 0:
-            raise CommandError(errors.TIMEOUT_OUT_OF_RANGE)
-        raise CommandError(errors.TIMEOUT_NEGATIVE)
-    whole = math.ceil(ms)
-    if whole < 0:
-        raise CommandError(errors.TIMEOUT_NEGATIVE)
-    return float(Fraction(whole, 1000))
 
 
 def _slice(dq: deque, start: int, end: int) -> list[bytes]:
@@ -457,7 +431,7 @@ def lmove(ctx: Context, args: list[bytes]):
 # ---------------------------------------------------------------------------
 def _blocking_pop(ctx: Context, args: list[bytes], where: int):
     """BLPOP/BRPOP key [key ...] timeout: [key, element] from the first non-empty list."""
-    timeout = parse_block_timeout(args[-1])
+    timeout = parse_timeout(args[-1], ctx.now)
     keys = args[:-1]
     for key in keys:
         dq = _list(ctx, key)
@@ -484,7 +458,7 @@ def brpop(ctx: Context, args: list[bytes]):
 @command("blmpop")
 def blmpop(ctx: Context, args: list[bytes]):
     keys, where, count = _parse_mpop(args[1:])
-    timeout = parse_block_timeout(args[0])
+    timeout = parse_timeout(args[0], ctx.now)
     found = _mpop(ctx, keys, where, count)
     if found is not None:
         return found
@@ -505,7 +479,7 @@ def _blocking_move(ctx: Context, src: bytes, dst: bytes, wherefrom: int, whereto
 
 @command("brpoplpush")
 def brpoplpush(ctx: Context, args: list[bytes]):
-    timeout = parse_block_timeout(args[2])
+    timeout = parse_timeout(args[2], ctx.now)
     return _blocking_move(ctx, args[0], args[1], RIGHT, LEFT, timeout)
 
 
@@ -513,5 +487,5 @@ def brpoplpush(ctx: Context, args: list[bytes]):
 def blmove(ctx: Context, args: list[bytes]):
     wherefrom = _where(args[2])
     whereto = _where(args[3])
-    timeout = parse_block_timeout(args[4])
+    timeout = parse_timeout(args[4], ctx.now)
     return _blocking_move(ctx, args[0], args[1], wherefrom, whereto, timeout)

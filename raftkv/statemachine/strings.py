@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import re
-from decimal import Decimal
 from fractions import Fraction
 
 from raftkv import errors
@@ -13,6 +10,12 @@ from raftkv.replies import OK, Map
 from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_int
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.expiry import absolute_ms
+from raftkv.statemachine.longdouble import (
+    LongDouble,
+    format_long_double,
+    ld_add,
+    string2ld,
+)
 from raftkv.statemachine.registry import command
 
 MAX_STRING = 512 * 1024 * 1024
@@ -327,126 +330,22 @@ def decrby(ctx: Context, args: list[bytes]):
 
 
 # --- INCRBYFLOAT: Redis's long double arithmetic ------------------------------------
-# Redis parses, adds and formats INCRBYFLOAT values as C ``long double``: on
-# x86-64 the x87 80-bit format (64-bit significand, 15-bit exponent), printed
-# with "%.17Lf" and its trailing zeros removed. Python has no such type, so
-# values are exact Fractions rounded to that format after each step: the same
-# digits on every replica, and Redis's answers ("0.1 + 0.2" is "0.3", 1e308 +
-# 1e308 does not overflow).
-_LD_DIGITS = 64
-_LD_MIN_QUANTUM = -16445  # exponent of the smallest subnormal: 2**-16445
-_LD_MAX = Fraction(((1 << 64) - 1) << (16383 - 63))
-_LD_MAX_CHARS = 5 * 1024  # MAX_LONG_DOUBLE_CHARS: longer strings are not floats
-_DECIMAL_RE = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-_HEX_RE = re.compile(
-    rb"([+-]?)0[xX]([0-9a-fA-F]*)(?:\.([0-9a-fA-F]*))?(?:[pP]([+-]?[0-9]+))?")
-_INFINITIES = {b"inf", b"+inf", b"infinity", b"+infinity"}
-_NEG_INFINITIES = {b"-inf", b"-infinity"}
-
-
-class _Infinite(Exception):
-    """A long double operation overflowed to +-infinity."""
-
-
-def _ld_round(x: Fraction) -> Fraction:
-    """``x`` rounded to the nearest x87 long double (ties to even); raises on overflow."""
-    if not x:
-        return x
-    neg = x < 0
-    num, den = (-x.numerator, x.denominator) if neg else (x.numerator, x.denominator)
-    exp = num.bit_length() - den.bit_length()  # floor(log2|x|) is exp or exp - 1
-    if (num << -exp if exp < 0 else num) < (den << exp if exp > 0 else den):
-        exp -= 1
-    quantum = max(exp - (_LD_DIGITS - 1), _LD_MIN_QUANTUM)
-    divisor = den << quantum if quantum >= 0 else den
-    mant, rem = divmod(num if quantum >= 0 else num << -quantum, divisor)
-    if 2 * rem > divisor or (2 * rem == divisor and mant & 1):
-        mant += 1
-    value = Fraction(mant << quantum) if quantum >= 0 else Fraction(mant, 1 << -quantum)
-    if value > _LD_MAX:
-        raise _Infinite
-    return -value if neg else value
-
-
-def parse_long_double(raw: bytes) -> Fraction | float:
-    """A string as Redis's string2ld reads it (strtold, nothing left over, no NaN).
-
-    Returns the long double as an exact Fraction, or +-inf; raises NOT_FLOAT.
-    """
-    text = raw  # all of it must be the number (a NUL byte included)
-    if not text or len(text) >= _LD_MAX_CHARS or text[:1].isspace():
+# Parsing, the addition and the formatting are C long double, emulated exactly in
+# raftkv.statemachine.longdouble (shared with HINCRBYFLOAT and blocking timeouts).
+def parse_long_double(raw: bytes) -> LongDouble:
+    """A string as Redis's string2ld reads it (a Fraction, or +-inf); raises NOT_FLOAT."""
+    value = string2ld(raw)
+    if value is None:
         raise CommandError(errors.NOT_FLOAT)
-    low = text.lower()
-    if low in _INFINITIES:
-        return math.inf
-    if low in _NEG_INFINITIES:
-        return -math.inf
-    if _DECIMAL_RE.fullmatch(text):
-        dec = Decimal(text.decode())
-        if dec.is_zero():
-            return Fraction(0)
-        if dec.adjusted() > 4935:
-            raise CommandError(errors.NOT_FLOAT)  # overflow: ERANGE and HUGE_VAL
-        if dec.adjusted() < -4960:
-            raise CommandError(errors.NOT_FLOAT)  # underflow to zero: ERANGE
-        exact = Fraction(dec)
-    else:
-        match = _HEX_RE.fullmatch(text)
-        if match is None or not (match.group(2) or match.group(3)):
-            raise CommandError(errors.NOT_FLOAT)
-        sign, whole, frac, power = match.groups()
-        digits = (whole or b"") + (frac or b"")
-        mant = int(digits, 16)
-        if not mant:
-            return Fraction(0)
-        shift = int(power or b"0") - 4 * len(frac or b"")
-        if mant.bit_length() + shift > 16400:
-            raise CommandError(errors.NOT_FLOAT)
-        if mant.bit_length() + shift < -16500:
-            raise CommandError(errors.NOT_FLOAT)
-        exact = Fraction(mant << shift) if shift >= 0 else Fraction(mant, 1 << -shift)
-        if sign == b"-":
-            exact = -exact
-    try:
-        value = _ld_round(exact)
-    except _Infinite:
-        raise CommandError(errors.NOT_FLOAT) from None
-    if not value:
-        raise CommandError(errors.NOT_FLOAT)  # underflow to zero: ERANGE
     return value
 
 
-def _digits(n: int) -> str:
-    """str(n) for a non-negative int of any size (past Python's 4300-digit limit)."""
-    if n < 10**4000:
-        return str(n)
-    high, low = divmod(n, 10**2000)
-    return _digits(high) + str(low).zfill(2000)
-
-
-def format_long_double(value: Fraction) -> bytes:
-    """Redis's ld2string(LD_STR_HUMAN): "%.17Lf" without trailing zeros, "-0" as "0"."""
-    scaled = round(value * 10**17)  # round half to even, as glibc's printf
-    if not scaled:
-        return b"0"
-    digits = _digits(abs(scaled)).rjust(18, "0")
-    text = digits[:-17]
-    frac = digits[-17:].rstrip("0")
-    if frac:
-        text += "." + frac
-    return (("-" if scaled < 0 else "") + text).encode()
-
-
 def incr_long_double(current: bytes | bytearray | None, raw_incr: bytes) -> bytes:
-    """The new value of an INCRBYFLOAT-style increment, as Redis stores and replies it."""
+    """The new value of an INCRBYFLOAT increment, as Redis stores and replies it."""
     value = Fraction(0) if current is None else parse_long_double(bytes(current))
-    incr = parse_long_double(raw_incr)
-    if isinstance(value, float) or isinstance(incr, float):
-        raise CommandError(errors.INCR_FLOAT_NAN)  # an infinity (or inf - inf)
-    try:
-        result = _ld_round(value + incr)
-    except _Infinite:
-        raise CommandError(errors.INCR_FLOAT_NAN) from None
+    result = ld_add(value, parse_long_double(raw_incr))
+    if result is None:
+        raise CommandError(errors.INCR_FLOAT_NAN)
     return format_long_double(result)
 
 

@@ -518,20 +518,20 @@ def _blocking_pop(ctx: Context, keys: list[bytes], timeout: float, from_max: boo
 
 @command("bzpopmin")
 def bzpopmin(ctx: Context, args: list[bytes]):
-    timeout = parse_timeout(args[-1])
+    timeout = parse_timeout(args[-1], ctx.now)
     return _blocking_pop(ctx, args[:-1], timeout, False, -1, False)
 
 
 @command("bzpopmax")
 def bzpopmax(ctx: Context, args: list[bytes]):
-    timeout = parse_timeout(args[-1])
+    timeout = parse_timeout(args[-1], ctx.now)
     return _blocking_pop(ctx, args[:-1], timeout, True, -1, False)
 
 
 @command("bzmpop")
 def bzmpop(ctx: Context, args: list[bytes]):
     keys, from_max, count = _parse_mpop(args[1:])
-    timeout = parse_timeout(args[0])
+    timeout = parse_timeout(args[0], ctx.now)
     return _blocking_pop(ctx, keys, timeout, from_max, count, True)
 
 

@@ -307,13 +307,22 @@ def test_scripts_applied_from_the_log_stop_after_the_instruction_limit(
     assert err(other.write("eval", body, 0)) == reply
 
 
-def test_local_reads_are_killed_after_lua_time_limit() -> None:
-    config = Config()
-    config.set("lua-time-limit", "100")
-    n = Node(config)
+def test_the_busy_hook_kills_a_run_and_pcall_cannot_swallow_it() -> None:
+    n = Node(Config())
+    seen = []
+
+    def hook(run) -> None:  # what the node's busy handler does on SCRIPT KILL
+        seen.append(run.name)
+        run.killed = True
+
+    n.sm.busy_hook = hook
+    n.sm.busy_end = lambda run: seen.append("ended")
     body = "while true do pcall(function() while true do end end) end"
     assert err(n.read("eval_ro", body, 0)) == \
         f"ERR Script killed by user with SCRIPT KILL... script: {sha(body)}, on @user_script:1."
+    assert seen == [sha(body), "ended"]
+    assert n.sm.scripts_killed == 1
+    n.sm.busy_hook = None
     assert n.read("eval_ro", "return 1", 0) == 1  # the state is usable afterwards
 
 
