@@ -97,14 +97,15 @@ class GroupCluster:
     the JSON map they share (raftkv/cluster/groupmap.py)."""
 
     def __init__(self, nodes: int = 3, groups: int = 3, replicas: int = 3,
-                 args: list[str] | None = None) -> None:
+                 args: list[str] | None = None, meta: bool = False) -> None:
         import os
         import tempfile
 
         from raftkv.cluster.groupmap import layout
 
         ports = [[free_port() for _ in range(groups)] for _ in range(nodes)]
-        self.map = layout("127.0.0.1", ports, replicas)
+        meta_ports = [free_port() for _ in range(min(3, nodes))] if meta else []
+        self.map = layout("127.0.0.1", ports, replicas, meta_ports)
         self.map_dir = tempfile.mkdtemp(prefix="raftkv-map-")
         self.map_path = os.path.join(self.map_dir, "cluster-map.json")
         with open(self.map_path, "w") as f:
@@ -112,9 +113,11 @@ class GroupCluster:
         members = {m for g in self.map.groups for m in g.members}
         self.procs = [ServerProcess(["--cluster-map", self.map_path, *(args or [])], port=p)
                       for row in ports for p in row if f"127.0.0.1:{p}" in members]
+        self.meta_procs = [ServerProcess(["--cluster-map", self.map_path, *(args or [])],
+                                         port=p) for p in meta_ports]
 
     def start(self, timeout: float = 60.0) -> GroupCluster:
-        for p in self.procs:
+        for p in self.meta_procs + self.procs:
             p.start()
         self.wait_ready(timeout)
         return self
@@ -139,11 +142,11 @@ class GroupCluster:
 
     def process(self, address: str) -> ServerProcess:
         port = int(address.rsplit(":", 1)[1])
-        return next(p for p in self.procs if p.port == port)
+        return next(p for p in self.procs + self.meta_procs if p.port == port)
 
     def cleanup(self) -> None:
         import shutil
 
-        for p in self.procs:
+        for p in self.procs + self.meta_procs:
             p.cleanup()
         shutil.rmtree(self.map_dir, ignore_errors=True)

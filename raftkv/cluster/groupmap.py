@@ -31,6 +31,9 @@ from dataclasses import dataclass, field
 
 from raftkv.cluster.slots import SLOTS
 
+META_GROUP = 255  # the meta group's id: it owns no slots, it holds the map (key raftkv:map)
+MAP_KEY = b"raftkv:map"
+
 
 class MapError(ValueError):
     pass
@@ -52,6 +55,7 @@ class ClusterMap:
     version: int
     groups: list[SlotGroup]
     owner: bytearray = field(default_factory=lambda: bytearray(SLOTS))  # slot -> group id
+    meta: list[str] = field(default_factory=list)  # the meta group's members
 
     @classmethod
     def parse(cls, text: str) -> ClusterMap:
@@ -60,9 +64,10 @@ class ClusterMap:
             groups = [SlotGroup(int(g["id"]), [(int(a), int(b)) for a, b in g["slots"]],
                                 [str(m) for m in g["members"]]) for g in raw["groups"]]
             version = int(raw.get("version", 1))
-        except (ValueError, KeyError, TypeError) as exc:
+            meta = [str(m) for m in raw.get("meta", [])]
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise MapError(f"cluster map does not parse: {exc}") from None
-        cmap = cls(version, groups)
+        cmap = cls(version, groups, meta=meta)
         cmap._check()
         return cmap
 
@@ -92,14 +97,29 @@ class ClusterMap:
                         raise MapError(f"slot {s} is owned by two groups")
                     seen[s] = 1
                     self.owner[s] = g.id
-        addresses = [m for g in self.groups for m in g.members]
+        if any(g.id == META_GROUP for g in self.groups):
+            raise MapError(f"group id {META_GROUP} is the meta group's")
+        addresses = [m for g in self.groups for m in g.members] + self.meta
         if len(set(addresses)) != len(addresses):
             raise MapError("a process address appears twice: one process per group replica")
 
     def to_json(self) -> str:
-        return json.dumps({"version": self.version, "groups": [
+        out: dict = {"version": self.version, "groups": [
             {"id": g.id, "slots": [list(r) for r in g.slots], "members": g.members}
-            for g in self.groups]}, indent=1)
+            for g in self.groups]}
+        if self.meta:
+            out["meta"] = self.meta
+        return json.dumps(out, indent=1)
+
+    def with_owner(self, slot: int, gid: int) -> ClusterMap:
+        """The next version of the map, with ``slot`` owned by group ``gid``."""
+        ranges: dict[int, list[int]] = {g.id: [] for g in self.groups}
+        for s in range(SLOTS):
+            ranges[gid if s == slot else self.owner[s]].append(s)
+        groups = [SlotGroup(g.id, _ranges(ranges[g.id]), list(g.members)) for g in self.groups]
+        cmap = ClusterMap(self.version + 1, groups, meta=list(self.meta))
+        cmap._check()
+        return cmap
 
     def group(self, gid: int) -> SlotGroup:
         for g in self.groups:
@@ -111,12 +131,25 @@ class ClusterMap:
         for g in self.groups:
             if address in g.members:
                 return g
+        if address in self.meta:
+            return SlotGroup(META_GROUP, [], list(self.meta))
         return None
 
     def uncovered(self) -> int:
         """How many slots no group owns."""
         covered = sum(b - a + 1 for g in self.groups for a, b in g.slots)
         return SLOTS - covered
+
+
+def _ranges(slots: list[int]) -> list[tuple[int, int]]:
+    """Sorted slots as contiguous (first, last) ranges."""
+    out: list[tuple[int, int]] = []
+    for s in slots:
+        if out and out[-1][1] == s - 1:
+            out[-1] = (out[-1][0], s)
+        else:
+            out.append((s, s))
+    return out
 
 
 def even_ranges(groups: int) -> list[tuple[int, int]]:
@@ -129,11 +162,12 @@ def even_ranges(groups: int) -> list[tuple[int, int]]:
     return out
 
 
-def layout(host: str, ports: list[list[int]], replicas: int) -> ClusterMap:
+def layout(host: str, ports: list[list[int]], replicas: int,
+           meta_ports: list[int] | None = None) -> ClusterMap:
     """A map for ``len(ports)`` nodes and ``len(ports[0])`` groups: ``ports[i][g]`` is
     the client port of node i's process for group g. Group g has ``replicas`` members
     on consecutive nodes starting at node ``g mod N`` (its preferred leader), so
-    leaders spread evenly over the nodes."""
+    leaders spread evenly over the nodes. ``meta_ports``: the meta group's processes."""
     n = len(ports)
     groups = len(ports[0]) if ports else 0
     if not 1 <= replicas <= n:
@@ -142,7 +176,7 @@ def layout(host: str, ports: list[list[int]], replicas: int) -> ClusterMap:
     for g, (a, b) in enumerate(even_ranges(groups)):
         members = [f"{host}:{ports[(g + k) % n][g]}" for k in range(replicas)]
         out.append(SlotGroup(g, [(a, b)], members))
-    cmap = ClusterMap(1, out)
+    cmap = ClusterMap(1, out, meta=[f"{host}:{p}" for p in meta_ports or []])
     cmap._check()
     return cmap
 

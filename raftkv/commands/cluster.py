@@ -23,10 +23,18 @@ COMMANDS = [
         C("help", 2, _RO, 0, 0, 0, "Returns helpful text about the different subcommands.", "5.0.0"),
         C("failover", -2, "admin stale noscript", 0, 0, 0,
           "Forces a replica to perform a manual failover of its master.", "3.0.0"),
+        C("setslot", -4, "admin stale noscript", 0, 0, 0,
+          "Binds a hash slot to a node.", "3.0.0"),
     ]),
     # raftkv's own: the slot group's Raft membership and leadership (raftkv-admin uses them).
     C("raft.leader", 1, _RO + " fast", 0, 0, 0,
       "Returns the address of the group's leader as this node knows it.", "7.2.0", group=K),
+    C("raft.dumpkey", 2, "admin " + _RO, 0, 0, 0,
+      "Returns a key's DUMP payload, its absolute expiry and the applied index it was read "
+      "at (slot migration).", "7.2.0", group=K),
+    C("raft.delifunchanged", 3, "admin write noscript", 0, 0, 0,
+      "Deletes a key moved to another group unless it was modified after the index "
+      "(slot migration).", "7.2.0", group=K),
     C("raft.status", 1, "admin " + _RO, 0, 0, 0,
       "Returns the Raft group as this node sees it, with each member's progress on the leader.",
       "7.2.0", group=K),

@@ -22,6 +22,7 @@ from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Simple
 from raftkv.server.acl import AclManager  # also registers the replicated __acl command
 from raftkv.server.registry import ENTRY_FORMS, SERVER_HANDLERS
 from raftkv.server.resp import encode, encode_error
+from raftkv.statemachine import slots as slot_rules
 from raftkv.statemachine.machine import ABORTED
 
 if TYPE_CHECKING:
@@ -73,6 +74,7 @@ class Dispatcher:
         self.acl_check = acl.check
         self.acl_open = acl.unrestricted  # users allowed everything: no ACL check
         self.directory = node.groups  # the slot groups of a multi-group cluster, or None
+        self.slot_state = slot_rules.state_of(node.sm)  # replicated MIGRATING / IMPORTING
         import raftkv.server.commands  # noqa: F401 - registers the server handlers
         self.infos: dict[int, CommandInfo] = {}  # by id() of the spec run (the table's)
         self.plain: dict[bytes, CommandInfo] = {}  # by name, commands without subcommands
@@ -135,8 +137,8 @@ class Dispatcher:
                 error = self._cross_slot(conn, exec_spec, argv)
                 if error:
                     return self._reject(conn, error, queueing=True, spec=exec_spec)
-            if self.directory is not None:  # a multi-group cluster: is the slot ours?
-                error = self._foreign_slot(exec_spec, argv)
+            if self.directory is not None and not self.directory.is_meta:
+                error = self._route_slot(conn, exec_spec, argv)  # is the slot ours?
                 if error:
                     return self._reject(conn, error, queueing=True, spec=exec_spec)
         memory = self.node.memory
@@ -185,16 +187,33 @@ class Dispatcher:
                 return "CROSSSLOT Keys in request don't hash to the same slot"
         return None
 
-    def _foreign_slot(self, spec: CommandSpec, argv: list[bytes]) -> str | None:
-        """-MOVED to the leader of the group owning the keys' slot, if not this one's."""
+    def _route_slot(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
+        """Multi-group cluster: None to serve here, else -MOVED / -ASK / -TRYAGAIN, as Redis
+        Cluster (see raftkv/statemachine/slots.py for migrations)."""
         keys = keys_of(spec, argv)
         if not keys:
             return None
         directory = self.directory
+        asking = conn.asking
+        conn.asking = False  # ASKING holds for the next command only
         slot = key_slot(keys[0])
-        if directory.owner[slot] == directory.group.id:
+        state = self.slot_state
+        owner = state.overrides.get(slot)
+        if owner is None:
+            owner = directory.owner[slot]
+        if owner == directory.group.id:
+            target = state.migrating.get(slot)
+            if target is None or spec.is_write:  # (a write is decided where it applies)
+                return None
+            db = self.node.sm.dbs[conn.db]
+            now = self.node.now_ms()
+            present = sum(1 for k in keys if db.get(k, now) is not None)
+            if present == len(keys):
+                return None
+            return directory.ask(slot, target) if present == 0 else slot_rules.TRYAGAIN
+        if asking and slot in state.importing:
             return None
-        return directory.moved(slot)
+        return directory.moved_to(slot, owner)
 
     def _reject(self, conn: Connection, text: str, queueing: bool = False,
                 spec: CommandSpec | None = None) -> None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import hiredis
 
-from raftkv.cluster.groupmap import ClusterMap, SlotGroup
+from raftkv.cluster.groupmap import MAP_KEY, META_GROUP, ClusterMap, MapError, SlotGroup
 from raftkv.server.resp import encode
 
 if TYPE_CHECKING:
@@ -39,11 +39,13 @@ class GroupDirectory:
         self.map = cmap
         self.group = group
         self.owner = cmap.owner  # slot -> group id
+        self.is_meta = group.id == META_GROUP  # the meta group serves no slots
         self.leaders: dict[int, str | None] = {g.id: g.preferred_leader for g in cmap.groups}
         self.known: dict[int, bool] = {g.id: False for g in cmap.groups}  # leader confirmed
         self._task: asyncio.Task | None = None
         self._healthy_since: float | None = None
         self._last_handback = 0.0
+        self.meta_leader: str | None = None
 
     # --- routing -------------------------------------------------------------------------
     def leader_of(self, gid: int) -> str | None:
@@ -51,10 +53,25 @@ class GroupDirectory:
             return self.node.raft.leader
         return self.leaders.get(gid)
 
+    def address_of(self, gid: int) -> str:
+        return self.leader_of(gid) or self.map.group(gid).preferred_leader
+
     def moved(self, slot: int) -> str:
-        gid = self.owner[slot]
-        leader = self.leader_of(gid) or self.map.group(gid).preferred_leader
-        return f"MOVED {slot} {leader}"
+        return self.moved_to(slot, self.owner[slot])
+
+    def moved_to(self, slot: int, gid: int) -> str:
+        return f"MOVED {slot} {self.address_of(gid)}"
+
+    def ask(self, slot: int, gid: int) -> str:
+        return f"ASK {slot} {self.address_of(gid)}"
+
+    def resolve(self, reply: str) -> str:
+        """A state machine's ``ASK|MOVED <slot> <group>`` with the group's leader named."""
+        kind, _, rest = reply.partition(" ")
+        slot, _, gid = rest.partition(" ")
+        if kind in ("ASK", "MOVED") and gid.isdigit():
+            return f"{kind} {slot} {self.address_of(int(gid))}"
+        return reply
 
     # --- polling ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -70,6 +87,8 @@ class GroupDirectory:
             try:
                 await asyncio.gather(*(self._poll(g) for g in self.map.groups
                                        if g.id != self.group.id))
+                if self.map.meta and not self.is_meta:
+                    await self._poll_meta()
                 self._hand_back()
             except asyncio.CancelledError:
                 raise
@@ -91,7 +110,43 @@ class GroupDirectory:
                 return
         self.known[g.id] = False
 
+    async def _poll_meta(self) -> None:
+        """Adopt a newer map from the meta group (slot owners after migrations)."""
+        order = ([self.meta_leader] if self.meta_leader else []) + \
+            [m for m in self.map.meta if m != self.meta_leader]
+        for member in order:
+            answer = await self._call(member, [b"GET", MAP_KEY])
+            if isinstance(answer, hiredis.ReplyError) or isinstance(answer, Exception):
+                text = str(answer)
+                if text.startswith("MOVED "):  # the meta group's leader is elsewhere
+                    self.meta_leader = text.split()[-1]
+                continue
+            if answer is None:
+                return  # no map written yet: the file's is current
+            if isinstance(answer, bytes):
+                self.meta_leader = member
+                try:
+                    cmap = ClusterMap.parse(answer.decode())
+                except (MapError, UnicodeDecodeError):
+                    log.warning("the meta group holds a map that does not parse")
+                    return
+                if cmap.version > self.map.version:
+                    log.info("cluster map version %d adopted", cmap.version)
+                    self.adopt(cmap)
+                return
+
+    def adopt(self, cmap: ClusterMap) -> None:
+        """Route by a newer map (same groups; slot owners may differ)."""
+        self.map = cmap
+        self.owner = cmap.owner
+
     async def _ask(self, member: str) -> str | None:
+        answer = await self._call(member, [b"RAFT.LEADER"])
+        return answer.decode() if isinstance(answer, bytes) and answer else None
+
+    async def _call(self, member: str, command: list[bytes]) -> Any:
+        """One command to a process over the client protocol: its reply, or an
+        exception (never raised) when the process cannot be reached."""
         host, port = member.rsplit(":", 1)
         writer = None
         try:
@@ -101,21 +156,20 @@ class GroupDirectory:
             password = self.node.config.get("requirepass")
             if password:
                 commands.append([b"AUTH", password.encode()])
-            commands.append([b"RAFT.LEADER"])
+            commands.append(command)
             writer.write(b"".join(encode([*c], 2) for c in commands))
             parser = hiredis.Reader()
             replies: list[Any] = []
             while len(replies) < len(commands):
                 data = await asyncio.wait_for(reader.read(4096), IO_TIMEOUT)
                 if not data:
-                    return None
+                    return ConnectionError("closed")
                 parser.feed(data)
                 while (reply := parser.gets()) is not False:
                     replies.append(reply)
-            answer = replies[-1]
-            return answer.decode() if isinstance(answer, bytes) and answer else None
-        except (TimeoutError, OSError, hiredis.ProtocolError, UnicodeDecodeError):
-            return None
+            return replies[-1]
+        except (TimeoutError, OSError, hiredis.ProtocolError) as exc:
+            return exc
         finally:
             if writer is not None:
                 writer.close()

@@ -19,7 +19,7 @@ from typing import Any
 
 from raftkv import errors
 from raftkv.config import Config
-from raftkv.replies import Blocked
+from raftkv.replies import Blocked, ErrorReply
 from raftkv.server.acl import AclManager
 from raftkv.server.blocking import BlockingRegistry
 from raftkv.server.busy import BusyScripts
@@ -109,6 +109,11 @@ class Node:
                 raise SystemExit("cluster-peers and the cluster map disagree on the members")
             peers = list(group.members)
             group_id = group.id
+            from raftkv.statemachine.slots import state_of
+
+            slot_state = state_of(self.sm)  # before the snapshot loads its overrides
+            slot_state.group = group.id
+            slot_state.owner = bytearray(cmap.owner)
         if peers:
             from raftkv.server.raft_group import RaftGroup
 
@@ -378,6 +383,9 @@ class Node:
     def deliver(self, conn: Connection, pending: Any, value: Any, argv: list[bytes],
                 spec: Any, db: int) -> None:
         """Resolve a pending reply, or park the client again if its command blocked."""
+        if type(value) is ErrorReply and self.groups is not None and \
+                value.startswith(("ASK ", "MOVED ")):  # a migrating or moved slot
+            value = ErrorReply(self.groups.resolve(value))
         if type(value) is Blocked:
             if conn.closing:
                 pending.resolve(b"")

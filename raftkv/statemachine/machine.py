@@ -133,6 +133,9 @@ class StateMachine:
         db = self.dbs[db_index] if 0 <= db_index < len(self.dbs) else self.dbs[0]
         ctx = Context(self, db, time_ms, seed, True, resp)
         ctx.can_block = blocking_allowed(flags)
+        slot_state = self.__dict__.get("slot_state")
+        if slot_state is not None and slot_state.active:  # a slot migrates or has moved
+            return self._apply_guarded(ctx, flags, commands, slot_state)
         if len(commands) == 1:
             return [self.run(ctx, commands[0])]
         if flags & FLAG_TRANSACTION:
@@ -142,6 +145,19 @@ class StateMachine:
                 except TransactionAborted:
                     return [ABORTED] * len(commands)
         return [self.run(ctx, argv) for argv in commands]
+
+    def _apply_guarded(self, ctx: Context, flags: int, commands: list[list[bytes]],
+                       slot_state: Any) -> list[Any]:
+        from raftkv.statemachine.slots import apply_guarded
+
+        transaction = bool(flags & FLAG_TRANSACTION) and len(commands) > 1
+        if transaction and commands[0][0] == b"__watch":
+            try:
+                self.run_checked(ctx, commands[0])
+            except TransactionAborted:
+                return [ABORTED] * len(commands)
+            return [None] + apply_guarded(ctx, flags, commands[1:], slot_state, self.run, True)
+        return apply_guarded(ctx, flags, commands, slot_state, self.run, transaction)
 
     def run_checked(self, ctx: Context, argv: list[bytes]) -> Any:
         """Run an internal command whose exceptions must reach the caller."""

@@ -94,8 +94,9 @@ def cluster(node, conn, argv):
         if not 0 <= slot < SLOTS:
             raise CommandError("ERR Invalid slot")
         db = node.sm.dbs[0]
+        now = node.now_ms()
         if sub == b"countkeysinslot":
-            return sum(1 for k in db.data if key_slot(k) == slot)
+            return sum(1 for k in db.data if key_slot(k) == slot and db.get(k, now) is not None)
         count = parse_int(argv[3], "ERR Invalid number of keys")
         if count < 0:
             raise CommandError("ERR Invalid number of keys")
@@ -103,11 +104,13 @@ def cluster(node, conn, argv):
         for k in db.data:
             if len(out) >= count:
                 break
-            if key_slot(k) == slot:
+            if key_slot(k) == slot and db.get(k, now) is not None:  # (expired: not there)
                 out.append(k)
         return out
     _require_cluster(node)
     raft = node.raft
+    if sub == b"setslot":
+        return _setslot(node, conn, argv)
     if sub == b"failover":
         mode = argv[2].decode("latin-1").lower() if len(argv) > 2 else ""
         if len(argv) > 3 or mode not in ("", "force", "takeover"):
@@ -196,6 +199,62 @@ def cluster(node, conn, argv):
         return [f"{node_id_hex(a)} {a}@{_hp(a)[1] + raft.peer_offset} slave {node_id_hex(leader)} "
                 f"0 0 {raft.core.term} connected".encode() for a, r in members if r != "master"]
     raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "CLUSTER"))
+
+
+def _setslot(node, conn, argv):
+    """CLUSTER SETSLOT <slot> IMPORTING|MIGRATING|NODE <node-id> | STABLE, as Redis Cluster,
+    written through this group's log (raftkv/statemachine/slots.py). A node id names the
+    group the node is a replica of."""
+    from raftkv.server.raft_group import node_id_hex
+
+    slot = parse_int(argv[2], "ERR Invalid or out of range slot")
+    if not 0 <= slot < SLOTS:
+        raise CommandError("ERR Invalid or out of range slot")
+    what = argv[3].lower()
+    directory = node.groups
+    if directory is None or directory.is_meta:
+        raise CommandError("ERR CLUSTER SETSLOT needs a multi-group cluster (cluster-map)")
+    if what == b"stable":
+        if len(argv) != 4:
+            raise CommandError(errors.SYNTAX)
+        return node.write(conn, [[b"__setslot", b"%d" % slot, b"stable"]])
+    if what not in (b"importing", b"migrating", b"node") or len(argv) != 5:
+        raise CommandError(errors.SYNTAX)
+    wanted = argv[4].decode("latin-1")
+    gid = next((g.id for g in directory.map.groups for m in g.members
+                if node_id_hex(m) == wanted or m == wanted), None)
+    if gid is None:
+        raise CommandError(f"ERR I don't know about node {wanted}")
+    if what != b"node" and gid == directory.group.id:
+        raise CommandError(f"ERR I'm the {'source' if what == b'migrating' else 'target'} "
+                           "of this slot: name another group's node")
+    return node.write(conn, [[b"__setslot", b"%d" % slot, what, b"%d" % gid]])
+
+
+@server_command("raft.dumpkey")
+def raft_dumpkey(node, conn, argv):
+    """[payload or nil, absolute expiry in ms or -1, applied index]: the key as this
+    group's leader has applied it (a migration copies it, then deletes it if unchanged)."""
+    from raftkv.statemachine.serialize import dump_payload
+
+    _require_cluster(node)
+    raft = node.raft
+    if not raft.core.is_leader:
+        raise CommandError(raft.redirect_error(conn, [b"get", argv[1]]))
+    sm = node.sm
+    db = sm.dbs[conn.db]
+    value = db.get(argv[1], node.now_ms())
+    if value is None:
+        return [None, -1, sm.applied_index]
+    when = db.expires.get(argv[1]) if db.expires else None
+    return [dump_payload(value), when if when is not None else -1, sm.applied_index]
+
+
+@server_command("raft.delifunchanged")
+def raft_delifunchanged(node, conn, argv):
+    _require_cluster(node)
+    parse_int(argv[2])
+    return node.write(conn, [[b"__delifunchanged", argv[1], argv[2]]])
 
 
 # --- RAFT.*: the group's membership and leadership (see raftkv/server/membership.py) ---------

@@ -1,0 +1,174 @@
+"""Moving hash slots between slot groups online: the mover raftkv-admin runs.
+
+For each slot (see raftkv/statemachine/slots.py for what the groups do):
+
+1. target group: ``CLUSTER SETSLOT <slot> IMPORTING <source node>``;
+2. source group: ``CLUSTER SETSLOT <slot> MIGRATING <target node>``;
+3. until the source has no key in the slot, per key: ``RAFT.DUMPKEY`` on the
+   source (payload, absolute expiry, the index it was read at), ``ASKING`` +
+   ``RESTORE key ttl payload REPLACE ABSTTL`` on the target, then
+   ``RAFT.DELIFUNCHANGED key index`` on the source; a key written meanwhile is
+   not deleted and is copied again;
+4. ``CLUSTER SETSLOT <slot> NODE <target>`` on the target, then on the source;
+5. the meta group's map gets the new owner (compare-and-set on its version),
+   so every process routes the slot to the target.
+
+Every step is a write through a group's log (or a linearizable read of its
+leader), retried on redirections and leader changes, and repeatable: running
+the mover again after a crash finishes the slot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import redis
+
+from raftkv.cluster.groupmap import MAP_KEY, ClusterMap
+from raftkv.cluster.slots import SLOTS
+
+RETRIES = 100
+RETRY_SLEEP = 0.1
+
+_CAS = """
+local cur = redis.call('get', KEYS[1])
+if (cur or '') ~= ARGV[1] then return redis.error_reply('ERR the cluster map changed') end
+redis.call('set', KEYS[1], ARGV[2])
+return 'OK'
+"""
+
+
+class MigrationError(RuntimeError):
+    pass
+
+
+def node_id(address: str) -> str:
+    from raftkv.server.raft_group import node_id_hex
+
+    return node_id_hex(address)
+
+
+class Mover:
+    def __init__(self, cmap: ClusterMap, password: str | None = None,
+                 timeout: float = 10.0, log: Callable[[str], None] | None = None) -> None:
+        self.map = cmap
+        self.password = password
+        self.timeout = timeout
+        self.log = log or (lambda _msg: None)
+        self._clients: dict[str, redis.Redis] = {}
+
+    # --- connections ----------------------------------------------------------------------
+    def client(self, address: str) -> redis.Redis:
+        c = self._clients.get(address)
+        if c is None:
+            host, port = address.rsplit(":", 1)
+            c = redis.Redis(host=host, port=int(port), password=self.password,
+                            socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+            self._clients[address] = c
+        return c
+
+    def close(self) -> None:
+        for c in self._clients.values():
+            c.close()
+        self._clients.clear()
+
+    def leader(self, members: list[str]) -> str:
+        for _ in range(RETRIES):
+            for member in members:
+                try:
+                    answer = self.client(member).execute_command("RAFT.LEADER")
+                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
+                    continue
+                if answer:
+                    return answer.decode()
+            time.sleep(RETRY_SLEEP)
+        raise MigrationError(f"no leader among {members}")
+
+    def _on_leader(self, members: list[str], *args: object) -> object:
+        """Run a command on a group's leader, following leader changes."""
+        last: Exception | None = None
+        for _ in range(RETRIES):
+            try:
+                return self.client(self.leader(members)).execute_command(*args)
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                last = exc
+            except redis.ResponseError as exc:
+                text = str(exc)
+                if not text.startswith(("MOVED", "TRYAGAIN", "CLUSTERDOWN", "UNKNOWN")) \
+                        and "leadership" not in text:
+                    raise
+                last = exc
+            time.sleep(RETRY_SLEEP)
+        raise MigrationError(f"{args[0]} failed: {last}")
+
+    # --- the map ----------------------------------------------------------------------------
+    def current_map(self) -> ClusterMap:
+        """The meta group's map if it holds one, else the map this mover was given."""
+        if not self.map.meta:
+            return self.map
+        raw = self._on_leader(self.map.meta, "GET", MAP_KEY)
+        return ClusterMap.parse(raw.decode()) if raw else self.map
+
+    def _publish(self, old: ClusterMap, new: ClusterMap, stored: bool) -> None:
+        if not self.map.meta:
+            self.map = new
+            return
+        before = old.to_json() if stored else ""
+        self._on_leader(self.map.meta, "EVAL", _CAS, 1, MAP_KEY, before, new.to_json())
+        self.map = new
+
+    # --- one slot ---------------------------------------------------------------------------
+    def migrate_slot(self, slot: int, target: int, batch: int = 100) -> int:
+        """Move ``slot`` to group ``target``; the number of keys moved."""
+        if not 0 <= slot < SLOTS:
+            raise MigrationError(f"slot {slot} out of range")
+        stored = bool(self.map.meta) and \
+            self._on_leader(self.map.meta, "GET", MAP_KEY) is not None
+        cmap = self.current_map()
+        source = cmap.owner[slot]
+        if source == target:
+            return 0
+        src_members = cmap.group(source).members
+        dst_members = cmap.group(target).members
+        src_id, dst_id = node_id(src_members[0]), node_id(dst_members[0])
+        self._on_leader(dst_members, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        self._on_leader(src_members, "CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        moved = 0
+        while True:
+            keys = self._on_leader(src_members, "CLUSTER", "GETKEYSINSLOT", slot, batch)
+            if not keys:
+                break
+            for key in keys:
+                moved += self._move_key(key, src_members, dst_members)
+        self._on_leader(dst_members, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        self._on_leader(src_members, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        self._publish(cmap, cmap.with_owner(slot, target), stored)
+        self.log(f"slot {slot}: group {source} -> group {target}, {moved} keys")
+        return moved
+
+    def _move_key(self, key: bytes, src: list[str], dst: list[str]) -> int:
+        for _ in range(RETRIES):
+            payload, when, index = self._on_leader(src, "RAFT.DUMPKEY", key)
+            if payload is None:
+                return 0  # deleted (or expired) meanwhile: nothing to move
+            self._restore(dst, key, payload, when)
+            if self._on_leader(src, "RAFT.DELIFUNCHANGED", key, index) == 1:
+                return 1
+            # written after the copy was read: copy the newer value again
+        raise MigrationError(f"key {key!r} kept changing: not moved")
+
+    def _restore(self, dst: list[str], key: bytes, payload: bytes, when: int) -> None:
+        last: Exception | None = None
+        for _ in range(RETRIES):
+            try:
+                pipe = self.client(self.leader(dst)).pipeline(transaction=False)
+                pipe.execute_command("ASKING")
+                pipe.execute_command("RESTORE", key, max(when, 0), payload, "REPLACE",
+                                     "ABSTTL")
+                pipe.execute()
+                return
+            except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError) as exc:
+                last = exc
+                time.sleep(RETRY_SLEEP)
+        raise MigrationError(f"RESTORE of {key!r} failed: {last}")
