@@ -8,13 +8,20 @@ Phases (each on a fresh cluster in temp dirs, nodes on free 127.0.0.1 ports):
 - get:      redis-benchmark GET against the leader after
             `CONFIG SET raft-read-mode linearizable` and then `... lease`
             (on every node), same pipelines.
+- proxy:    the cost of proxy mode vs MOVED: SET at -c 50 (same pipelines; --quick:
+            the first only) through a cluster-aware client, i.e. redis-benchmark
+            straight to the leader (where such a client sends a slot's commands
+            after CLUSTER SLOTS: redis-benchmark --cluster itself refuses a cluster
+            with one master), then a plain redis-benchmark against a follower
+            after `CONFIG SET cluster-proxy yes` on every node; prints
+            proxy ops/s / direct ops/s.
 - failover: --failover-runs times: a client writes every 5 ms to whichever node
             answers (following -MOVED, trying the next node on errors); the leader
             is killed with SIGKILL; the time from the kill to the first successful
             write issued after it is the failover time. The killed node is
             restarted on its port and dir and must rejoin before the next run.
 
-get and failover run on the cluster of the first --fsync-modes entry.
+get, proxy and failover run on the cluster of the first --fsync-modes entry.
 
 The leader is the node that accepts a write: `INFO raft` role:leader is asked
 first, a -MOVED reply is followed. If the cluster does not answer PING and
@@ -71,7 +78,7 @@ RAFTKV_CLUSTER_TEMPLATE = (
     "{python} -m raftkv.server.main --port {port} --dir {dir} "
     "--cluster-peers {peers} --appendfsync {appendfsync}"
 )
-PHASES = ("set", "get", "failover")
+PHASES = ("set", "get", "proxy", "failover")
 TARGET_SET_P1_EVERYSEC = 25000.0
 TARGET_LIN_OVER_LEASE = 0.7
 TARGET_FAILOVER_S = 1.0
@@ -87,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("--nodes", type=int, default=3, help="cluster size")
-    p.add_argument("--phases", default=",".join(PHASES), help="comma-separated: set, get, failover")
+    p.add_argument("--phases", default=",".join(PHASES), help="comma-separated: set, get, proxy, failover")
     p.add_argument(
         "--fsync-modes",
         default="everysec,always",
@@ -636,6 +643,57 @@ def run_bench(cluster, args, test, pipeline, reqs, label) -> BenchResult:
     return r
 
 
+def run_proxy(cluster: Cluster, args, pipelines, reqs) -> dict:
+    """SET straight to the leader (cluster-aware client) vs via a follower in proxy mode."""
+    out: dict = {"runs": [], "ratios": {}, "error": None}
+    leader = cluster.leader
+    follower = next(i for i in range(len(cluster.nodes)) if i != leader)
+    others = [n for j, n in enumerate(cluster.nodes) if j not in (leader, follower)]
+    ldr, fol = cluster.nodes[leader], cluster.nodes[follower]
+    for p in pipelines[:1] if args.quick else pipelines:
+        rows = {}
+        for path in ("direct", "proxy"):
+            errs = cluster.config_set_all("cluster-proxy", "yes" if path == "proxy" else "no")
+            if errs and not args.stand_in:
+                out["error"] = "CONFIG SET cluster-proxy failed: " + "; ".join(errs)
+                return out
+            port, servers = (
+                (cluster.ports[leader], [ldr, fol, *others])
+                if path == "direct"
+                else (cluster.ports[follower], [fol, ldr, *others])
+            )
+            r = measure(
+                servers,
+                cluster.host,
+                port,
+                "set",
+                requests=reqs[p],
+                clients=args.clients,
+                pipeline=p,
+                randkeys=args.randkeys,
+                max_seconds=args.max_seconds,
+            )
+            r.extra.update(path=path, target=servers[0].name, leader=ldr.name)
+            if r.error:
+                log(f"proxy phase: SET {path} -P {p}: ERROR {r.error}")
+                out["error"] = f"SET {path} -P {p}: {r.error}"
+            else:
+                log(
+                    f"SET {path:<7} -P {p:<3} n={r.requests:<8} {fmt_num(r.rps):>10} ops/s  "
+                    f"p50 {r.p50_ms:.3f} ms  p99 {r.p99_ms:.3f} ms  "
+                    f"{servers[0].name} cpu {fmt_num(r.cpu_us_per_op, 2)} us/op"
+                )
+            rows[path] = r
+            out["runs"].append(r.to_dict())
+        d, x = rows["direct"].rps, rows["proxy"].rps
+        if d and x is not None:
+            out["ratios"][p] = x / d
+            log(f"proxy / direct SET -P {p}: {x / d:.2f}x")
+    with contextlib.suppress(Exception):
+        cluster.config_set_all("cluster-proxy", "no")
+    return out
+
+
 def run_cluster_mode(mode: str, first: bool, args, phases, pipelines, reqs, out: dict) -> None:
     with TempDir(f"raftkv-bench-cluster-{mode}-", keep=args.keep_dirs) as root:
         cluster = Cluster(args, mode, root)
@@ -674,6 +732,11 @@ def run_cluster_mode(mode: str, first: bool, args, phases, pipelines, reqs, out:
                         out["bench"].append(res.to_dict())
                 with contextlib.suppress(Exception):
                     cluster.config_set_all("raft-read-mode", "linearizable")
+            if first and "proxy" in phases:
+                px = run_proxy(cluster, args, pipelines, reqs) | {"fsync": mode}
+                out["proxy"] = px
+                if px["error"]:
+                    out["errors"].append(f"proxy: {px['error']}")
             if first and "failover" in phases:
                 fo = run_failover(cluster, args) | {"fsync": mode}
                 out["failover"] = fo
@@ -748,7 +811,7 @@ def evaluate_targets(out, pipelines) -> list[dict]:
 
 def render_report(out, args, pipelines) -> str:
     parts = []
-    if not out["bench"] and not out.get("failover"):
+    if not out["bench"] and not out.get("failover") and not out.get("proxy"):
         parts.append("(no results)")
     parts.insert(
         0,
@@ -799,6 +862,44 @@ def render_report(out, args, pipelines) -> str:
         )
     if rows:
         parts.append(markdown_table(headers, rows, align="llll" + "r" * 5 + "l"))
+    px = out.get("proxy")
+    if px and px.get("runs"):
+        prows = []
+        for r in px["runs"]:
+            x = r["extra"]
+            err = r["error"] is not None
+            ratio = px["ratios"].get(r["pipeline"]) if x.get("path") == "proxy" else None
+            prows.append(
+                [
+                    "cluster-aware client -> leader"
+                    if x.get("path") == "direct"
+                    else "plain client -> follower (proxy)",
+                    str(r["pipeline"]),
+                    "error" if err else fmt_num(r["rps"]),
+                    "error" if err else fmt_num(r["p50_ms"], 3),
+                    "error" if err else fmt_num(r["p99_ms"], 3),
+                    "error" if err else fmt_num(r["cpu_us_per_op"], 2),
+                    "error" if err else fmt_num(x.get("cpu_us_per_op_all"), 2),
+                    "" if ratio is None else f"{ratio:.2f}x direct",
+                ]
+            )
+        parts.append(
+            f"Proxy mode vs MOVED (SET, -c {args.clients}, fsync {px.get('fsync')}):\n\n"
+            + markdown_table(
+                [
+                    "path",
+                    "-P",
+                    "ops/s",
+                    "p50 ms",
+                    "p99 ms",
+                    "entry node CPU us/op",
+                    "all nodes CPU us/op",
+                    "ratio",
+                ],
+                prows,
+                align="llrrrrrl",
+            )
+        )
     fo = out.get("failover")
     if fo and fo.get("runs"):
         frows = []
@@ -877,7 +978,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         if "failover" in phases and args.nodes < 3:
             raise BenchError("the failover phase needs --nodes >= 3 (a majority must survive)")
-        if {"set", "get"} & set(phases):
+        if {"set", "get", "proxy"} & set(phases):
             ensure_redis_tools(("redis-benchmark",))
         # Exercise the template once, so that a bad placeholder fails before anything starts.
         render_command(
@@ -895,7 +996,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started = time.time()
-    out: dict = {"bench": [], "failover": None, "errors": [], "targets": []}
+    out: dict = {"bench": [], "failover": None, "proxy": None, "errors": [], "targets": []}
     needed = modes if "set" in phases else modes[:1]
     for k, mode in enumerate(needed):
         try:

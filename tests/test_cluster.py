@@ -201,6 +201,16 @@ def test_watch_on_the_leader_aborts_exec_after_another_clients_write(cluster):
     assert pipe.execute() == [1, True]
 
 
+def test_blocking_timeouts_fire_on_a_cluster(cluster):
+    leader = cluster.wait_leader()
+    c = leader.client(socket_timeout=20)
+    assert c.blpop(["{t}empty"], timeout=0.3) is None
+    assert c.bzpopmin(["{t}zempty"], timeout=0.3) is None
+    assert c.xread({"{t}s": "$"}, block=300) == []
+    c.rpush("{t}full", "x")
+    assert list(c.blpop(["{t}full"], timeout=1)) == [b"{t}full", b"x"]
+
+
 def test_blocked_client_is_answered_when_its_node_loses_leadership(cluster):
     leader = cluster.wait_leader()
     c = leader.client(socket_timeout=30)

@@ -54,9 +54,11 @@ class BlockingRegistry:
             pending = conn.emit_pending(blocking=True)
             if blocked.timeout > 0:
                 pending.deadline = self.node.loop.time() + blocked.timeout
-        else:
+        else:  # a cluster's pending reply (or a re-run): its deadline starts at the first park
             pending.blocking = True
             conn.stalled = pending
+            if blocked.timeout > 0 and not pending.deadline:
+                pending.deadline = self.node.loop.time() + blocked.timeout
         if blocked.rerun_argv is not None:
             argv = blocked.rerun_argv  # e.g. XREAD's '$' resolved to the ID last when it blocked
         client = BlockedClient(conn, argv, conn.db if db is None else db, pending, blocked, spec)

@@ -33,6 +33,7 @@ from raftkv.raft.types import EntryKind, Message, MessageType, NotLeader, Role, 
 from raftkv.replies import ErrorReply
 from raftkv.server.dispatch import DEFERRED
 from raftkv.server.membership import Membership
+from raftkv.server.proxy import Proxy
 from raftkv.server.stats import DurationStats
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_batch, encode_entry
 from raftkv.statemachine.scripting import unwrap_user
@@ -120,6 +121,7 @@ class RaftGroup:
         self.transport.on_publish = node.remote_publish
         self._seed = random.Random()
         self.membership = Membership(self)  # RAFT.ADDNODE/TRANSFER/STATUS, CLUSTER FAILOVER
+        self.proxy = Proxy(self)  # cluster-proxy: forward what would be MOVED
 
     # --- membership & addresses ------------------------------------------------------
     def member_ids(self) -> set[str]:
@@ -143,6 +145,7 @@ class RaftGroup:
         if self._tick_handle is not None:
             self._tick_handle.cancel()
         self.transport.close()
+        self.proxy.close()
         if self.snap_child is not None:
             try:
                 os.waitpid(self.snap_child, 0)
@@ -224,8 +227,9 @@ class RaftGroup:
                     self._reads_waiting_apply.append((index, batch))
             for ctx in rd.dropped_reads:
                 batch = self._reads_by_ctx.pop(ctx, None)
-                for conn, _argv, _spec, pending, _db in batch or ():
-                    pending.resolve(self._redirect_error_bytes(conn))
+                for conn, argv, _spec, pending, db in batch or ():
+                    if not self.proxy.reroute_read(conn, argv, pending, db):
+                        pending.resolve(self._redirect_error_bytes(conn))
             core.advance(rd)
         if self._reads_waiting_apply:
             self._serve_reads()
@@ -331,6 +335,8 @@ class RaftGroup:
         db = conn.db if db is None else db
         core = self.core
         if not core.is_leader:
+            if self.proxy.active(conn):
+                return self.proxy.write(conn, commands, shape, transaction, pending, db)
             error = ErrorReply(self.redirect_error(conn, commands[0]))
             if pending is not None:
                 from raftkv.server.resp import encode
@@ -358,6 +364,10 @@ class RaftGroup:
             index = self.core.propose(payload)
         except NotLeader:
             for proposal in group:
+                if self.proxy.reroute(proposal.conn, proposal.commands, proposal.shape,
+                                      bool(proposal.flags & FLAG_TRANSACTION), proposal.pending,
+                                      proposal.db):
+                    continue
                 if proposal.pending is not None and proposal.conn is not None:
                     from raftkv.server.resp import encode_error
 
@@ -387,6 +397,8 @@ class RaftGroup:
         if not core.is_leader:
             if conn.readonly and self.membership.is_member():  # a removed node serves nothing
                 return self._serve_now(conn, argv, spec, pending, db)
+            if self.proxy.active(conn):
+                return self.proxy.read(conn, argv, pending, db)
             error = ErrorReply(self.redirect_error(conn, argv))
             if pending is not None:
                 from raftkv.server.resp import encode
@@ -420,8 +432,9 @@ class RaftGroup:
         try:
             self.core.read_index(ctx)
         except NotLeader:
-            for conn, argv, _spec, pending, _db in batch:
-                pending.resolve(self._redirect_error_bytes_for(conn, argv))
+            for conn, argv, _spec, pending, db in batch:
+                if not self.proxy.reroute_read(conn, argv, pending, db):
+                    pending.resolve(self._redirect_error_bytes_for(conn, argv))
             return
         self._reads_by_ctx[ctx] = batch
 

@@ -133,6 +133,7 @@ class Stats:
         self.keyspace_misses = 0
         self.expired_keys = 0
         self.evicted_keys = 0
+        self.proxied_commands = 0  # cluster-proxy: client commands forwarded to a leader
         # Byte counters of open connections keep running: start from minus what
         # they had counted so far, so the totals restart at 0.
         self.net_in_closed = -sum(c.net_in for c in self.clients.values())

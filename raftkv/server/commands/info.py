@@ -156,6 +156,7 @@ def section_stats(node) -> list[tuple[str, object]]:
         ("total_error_replies", s.total_errors),
         ("total_blocking_keys", len(node.blocking.by_key)),
         ("io_threaded_reads_processed", 0), ("io_threaded_writes_processed", 0),
+        ("proxied_commands", s.proxied_commands),
     ]
 
 
