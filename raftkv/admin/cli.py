@@ -1,4 +1,4 @@
-"""raftkv-admin: operate a raftkv cluster (today: its one slot group, group-0).
+"""raftkv-admin: operate a raftkv cluster: its slot groups, their members and leaders.
 
 Modelled on ``patronictl`` and ``redis-cli --cluster``: every verb finds the
 cluster from ``--seed`` addresses; changes print the topology before and
@@ -21,6 +21,10 @@ RAFT.REMOVENODE), CLUSTER FAILOVER and BGSAVE.
 backup and restore (RAFTKV.BACKUP, RAFTKV.RESTORE on the leader) also work
 against a single node.
 
+status and check describe every slot group of a multi-group cluster (processes
+started with --cluster-map), found from any seed through CLUSTER SHARDS; the
+other verbs act on the group of the seed process.
+
 A NODE is a member's address (host:port, as the node was started), its
 40-hex node id, or a unique prefix of 8 or more characters of that id.
 """
@@ -39,14 +43,19 @@ from typing import Any
 import click
 import redis
 
-from raftkv.admin.table import render, render_topology
+from raftkv.admin.table import COLUMNS, render, render_topology, topology_rows
 from raftkv.admin.topology import (
     AdminError,
+    ClusterView,
     Connector,
+    GroupView,
     NodeState,
     Topology,
     as_dict,
     discover,
+    discover_cluster,
+    format_ranges,
+    missing_ranges,
     parse_address,
 )
 from raftkv.statemachine.restore import BackupCorrupt, parse_backup
@@ -61,6 +70,10 @@ class Admin:
 
     def discover(self) -> Topology:
         return discover(self.seeds, self.connector)
+
+    def cluster(self) -> ClusterView:
+        """Every slot group (one for a --cluster-peers cluster)."""
+        return discover_cluster(self.seeds, self.connector) or ClusterView.single(self.discover())
 
     def leader(self, topo: Topology) -> str:
         if topo.leader is None:
@@ -163,28 +176,69 @@ def main(ctx: click.Context, seeds: tuple[str, ...], password: str | None, timeo
 @pass_admin
 @_errors_to_click
 def status(admin: Admin, fmt: str, watch: float | None, count: int | None) -> None:
-    """Nodes, roles, term, leader, commit/applied index and each member's lag."""
+    """Nodes, roles, term, leader, commit/applied index and each member's lag.
+
+    With several slot groups: one table per group (its slots, leader, term,
+    members), then which slots have a leader.
+    """
     printed = 0
     while True:
         try:
-            topo = admin.discover()
+            view = admin.cluster()
         except AdminError as exc:
             if not watch:
                 raise
             click.echo(f"{time.strftime('%H:%M:%S')} {exc}", err=True)
         else:
             if fmt == "json":
-                click.echo(json.dumps(topo.to_json(), indent=2))
+                click.echo(json.dumps(view.to_json(), indent=2))
             else:
                 if watch:
                     if sys.stdout.isatty():
                         click.clear()
                     click.echo(time.strftime("%Y-%m-%d %H:%M:%S"))
-                click.echo(render_topology(topo))
+                click.echo(render_cluster(view))
         printed += 1
         if not watch or (count is not None and printed >= count):
             return
         time.sleep(watch)
+
+
+def render_group(group: GroupView) -> str:
+    """A group's table, titled with its name, slots, leader and term."""
+    topo = group.topology
+    slots = format_ranges(group.slots) + (" per the map file"
+                                          if group.slots_source == "map file" else "")
+    title = (f"Group: {group.name}, slots {slots} "
+             f"(leader {topo.leader or 'none'}, term {topo.term})")
+    out = render(COLUMNS, topology_rows(topo), title)
+    st = topo.leader_status or {}
+    notes = []
+    if st.get("pending_conf_index"):
+        notes.append(f"membership change pending at index {st['pending_conf_index']}")
+    if st.get("transferring_to"):
+        notes.append(f"leadership transfer to {st['transferring_to']} in progress")
+    for addr in topo.members:
+        n = topo.nodes.get(addr)
+        if n is not None and not n.reachable:
+            notes.append(f"{addr} does not answer: {n.error}")
+    return out + "".join(f"\n  ! {note}" for note in notes)
+
+
+def render_cluster(view: ClusterView) -> str:
+    if not view.multi:
+        return render_topology(view.groups[0].topology)
+    parts = [render_group(g) for g in view.groups]
+    led = view.slots_led()
+    down = view.unreachable()
+    summary = (f"{len(view.groups)} groups, {len(view.processes)} processes"
+               + (f" ({len(down)} not answering)" if down else "")
+               + f"; slots with a leader: {led} of 16384")
+    missing = missing_ranges(view.led_ranges())
+    if missing:
+        summary += f" (without: {format_ranges(missing)})"
+    parts.append(summary)
+    return "\n".join(parts)
 
 
 # --- check -------------------------------------------------------------------------------------
@@ -222,6 +276,30 @@ def run_checks(topo: Topology, max_lag: int) -> list[tuple[str, bool, str]]:
     return checks
 
 
+MEMBERS_ANSWER = "every member answers"
+
+
+def run_cluster_checks(view: ClusterView, max_lag: int,
+                       require_all: bool) -> list[tuple[str, bool, str, bool]]:
+    """(check, passed, detail, fatal) over every slot group; a failed check that is not
+    fatal is a warning (a member down in a group that still has its quorum)."""
+    out: list[tuple[str, bool, str, bool]] = []
+    led = view.slots_led()
+    missing = missing_ranges(view.led_ranges())
+    out.append(("every slot is served by a group with a leader", not missing,
+                f"{led} of 16384 slots" + (f"; without a leader: {format_ranges(missing)}"
+                                           if missing else ""), True))
+    short = [f"{g.name} has {len(g.voters_up())} of {len(g.topology.voters)} voters "
+             f"(quorum {g.quorum})" for g in view.groups if len(g.voters_up()) < g.quorum]
+    out.append(("every group has a quorum", not short,
+                "; ".join(short) or f"{len(view.groups)} groups", True))
+    for g in view.groups:
+        for name, ok, detail in run_checks(g.topology, max_lag):
+            fatal = require_all or name != MEMBERS_ANSWER
+            out.append((f"{g.name}: {name}", ok, detail, fatal))
+    return out
+
+
 @main.command()
 @click.option("--max-lag", type=int, default=1000, show_default=True,
               help="Most entries a member's applied index may trail the commit index.")
@@ -229,30 +307,48 @@ def run_checks(topo: Topology, max_lag: int) -> list[tuple[str, bool, str]]:
               help="Seconds to let a transient state (an election) settle before failing.")
 @click.option("--format", "fmt", type=click.Choice(["pretty", "json"]), default="pretty",
               show_default=True)
+@click.option("--require-all/--allow-down", "require_all", default=None,
+              help="Whether a member that does not answer fails the check. Default: it does "
+                   "in a one-group cluster; with several groups it is a warning while its "
+                   "group keeps a quorum and a leader.")
 @pass_admin
 @_errors_to_click
-def check(admin: Admin, max_lag: int, settle: float, fmt: str) -> None:
+def check(admin: Admin, max_lag: int, settle: float, fmt: str,
+          require_all: bool | None) -> None:
     """Every node answers, one leader, agreement on leader and term, lag bounds.
 
+    With several slot groups: every group is checked so, every slot must be
+    served by a group with a leader and every group must have a quorum.
     Exits 0 when healthy, 1 when not.
     """
     deadline = time.monotonic() + settle
     while True:
-        topo = admin.discover()
-        checks = run_checks(topo, max_lag)
-        healthy = all(ok for _name, ok, _detail in checks)
+        view = admin.cluster()
+        strict = (not view.multi) if require_all is None else require_all
+        if view.multi:
+            checks = run_cluster_checks(view, max_lag, strict)
+        else:
+            checks = [(name, ok, detail, strict or name != MEMBERS_ANSWER)
+                      for name, ok, detail in run_checks(view.groups[0].topology, max_lag)]
+        healthy = all(ok or not fatal for _name, ok, _detail, fatal in checks)
         if healthy or time.monotonic() >= deadline:
             break
         time.sleep(0.2)
+    warnings = sum(1 for _n, ok, _d, fatal in checks if not ok and not fatal)
     if fmt == "json":
-        click.echo(json.dumps({"healthy": healthy, "checks": [
-            {"check": name, "ok": ok, "detail": detail} for name, ok, detail in checks],
-            "topology": topo.to_json()}, indent=2))
+        click.echo(json.dumps({"healthy": healthy, "warnings": warnings, "checks": [
+            {"check": name, "ok": ok, "detail": detail, "fatal": fatal}
+            for name, ok, detail, fatal in checks],
+            "topology": view.to_json()}, indent=2))
     else:
-        click.echo(render_topology(topo))
-        for name, ok, detail in checks:
-            click.echo(f"[{'OK' if ok else 'FAIL'}] {name}: {detail}")
-        click.echo("healthy" if healthy else "NOT healthy")
+        click.echo(render_cluster(view))
+        for name, ok, detail, fatal in checks:
+            mark = "OK" if ok else "FAIL" if fatal else "WARN"
+            click.echo(f"[{mark}] {name}: {detail}")
+        if healthy and warnings:
+            click.echo(f"healthy ({warnings} warning{'s' if warnings > 1 else ''})")
+        else:
+            click.echo("healthy" if healthy else "NOT healthy")
     if not healthy:
         sys.exit(1)
 

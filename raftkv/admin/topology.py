@@ -7,10 +7,19 @@ highest term; its configuration is the membership, and its view of each
 member (match, next, lag, connected) is merged into that member's row. Nodes
 reached from a seed that are not in that configuration (a removed node) are
 listed apart.
+
+A multi-group cluster (processes started with ``--cluster-map``) is several
+such groups: :func:`discover_cluster` asks a seed for ``CLUSTER SHARDS``
+(one shard per slot group: its slot ranges and its member processes), then
+discovers every group as above, from its members. When the seed lists no
+slots for a group (it has not learned that group's leader yet, or there is
+none), the group's own members are asked, then the cluster map file the seed
+names in ``CONFIG GET cluster-map`` is read, when it is readable from here.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -259,3 +268,246 @@ def discover(seeds: list[str], connector: Connector) -> Topology:
     for m in voters + learners:
         nodes.setdefault(m, NodeState(m, error="not asked"))
     return Topology(nodes, leader, voters, learners)
+
+
+# --- multi-group clusters ---------------------------------------------------------------------
+SLOTS = 16384
+MAX_GROUPS = 256  # group ids are 0..255 (raftkv/cluster/groupmap.py)
+
+
+def _pairs(reply: Any) -> dict[str, Any]:
+    """A RESP2 flat list of pairs (or a RESP3 map) as a dict with text keys; values raw."""
+    if isinstance(reply, dict):
+        return {_text(k): v for k, v in reply.items()}
+    return {_text(k): v for k, v in zip(reply[::2], reply[1::2], strict=True)}
+
+
+def _shard_id(gid: int) -> str:
+    """CLUSTER MYSHARDID of group ``gid``'s processes (as raftkv/server/commands/cluster.py)."""
+    return hashlib.sha1(f"group-{gid}".encode()).hexdigest()
+
+
+_SHARD_IDS = {_shard_id(g): g for g in range(MAX_GROUPS)}
+
+
+def merge_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if out and a <= out[-1][1] + 1:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def format_ranges(ranges: list[tuple[int, int]]) -> str:
+    return ",".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges) or "none"
+
+
+def missing_ranges(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The slots of 0..16383 outside ``ranges``, as ranges."""
+    out, nxt = [], 0
+    for a, b in merge_ranges(ranges):
+        if a > nxt:
+            out.append((nxt, a - 1))
+        nxt = max(nxt, b + 1)
+    if nxt < SLOTS:
+        out.append((nxt, SLOTS - 1))
+    return out
+
+
+@dataclass
+class Shard:
+    """One entry of CLUSTER SHARDS: slot ranges (empty while it has no known leader) and
+    member addresses, the master first."""
+
+    slots: list[tuple[int, int]]
+    members: list[str]
+
+
+def parse_shards(reply: Any) -> list[Shard]:
+    out = []
+    for raw in reply or []:
+        d = _pairs(raw)
+        flat = [int(x) for x in d.get("slots") or []]
+        slots = list(zip(flat[::2], flat[1::2], strict=True))
+        members = []
+        for n in d.get("nodes") or []:
+            nd = _pairs(n)
+            host = _text(nd.get("endpoint") or nd.get("ip") or b"127.0.0.1")
+            members.append(f"{host}:{int(nd['port'])}")
+        out.append(Shard(slots, members))
+    return out
+
+
+@dataclass
+class GroupView:
+    """One slot group of a cluster: its map entry as learned and its Raft topology."""
+
+    id: int
+    slots: list[tuple[int, int]]
+    slots_source: str  # "cluster shards", "map file", "unknown" or "one group"
+    topology: Topology
+
+    @property
+    def name(self) -> str:
+        return f"group-{self.id}"
+
+    @property
+    def quorum(self) -> int:
+        return len(self.topology.voters) // 2 + 1
+
+    def voters_up(self) -> list[str]:
+        """Voters that count toward a quorum: connected to the leader (as the leader sees
+        them) when there is one, else the voters that answer."""
+        topo = self.topology
+        if topo.leader is not None:
+            return [v for v in topo.voters
+                    if v == topo.leader or topo.nodes[v].progress.get("connected")]
+        return [v for v in topo.voters if v in topo.nodes and topo.nodes[v].reachable]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "slots": [list(r) for r in self.slots],
+                "slots_source": self.slots_source, "quorum": self.quorum,
+                **self.topology.to_json()}
+
+
+@dataclass
+class ClusterView:
+    """Every slot group of a cluster (one, for a --cluster-peers cluster)."""
+
+    groups: list[GroupView]
+    multi: bool  # several slot groups (--cluster-map)
+
+    @property
+    def processes(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for g in self.groups:
+            for a in g.topology.members + g.topology.outsiders:
+                seen.setdefault(a, None)
+        return list(seen)
+
+    def unreachable(self) -> list[str]:
+        return [a for g in self.groups for a in g.topology.members + g.topology.outsiders
+                if a not in g.topology.nodes or not g.topology.nodes[a].reachable]
+
+    def led_ranges(self) -> list[tuple[int, int]]:
+        return merge_ranges([r for g in self.groups if g.topology.leader is not None
+                             for r in g.slots])
+
+    def slots_led(self) -> int:
+        return sum(b - a + 1 for a, b in self.led_ranges())
+
+    def to_json(self) -> dict[str, Any]:
+        groups = [g.to_json() for g in self.groups]
+        summary = {
+            "groups": groups, "processes": self.processes,
+            "unreachable": self.unreachable(), "slots_led": self.slots_led(),
+            "slots_without_leader": [list(r) for r in missing_ranges(self.led_ranges())],
+        }
+        if not self.multi:  # one group: its fields at the top level too, as before
+            return {**groups[0], **summary}
+        return summary
+
+    @classmethod
+    def single(cls, topo: Topology) -> ClusterView:
+        return cls([GroupView(0, [(0, SLOTS - 1)], "one group", topo)], multi=False)
+
+
+def _down_topology(members: list[str], error: str) -> Topology:
+    nodes = {m: NodeState(m, error=error) for m in members}
+    return Topology(nodes, None, list(members), [])
+
+
+def _map_file_groups(seed: str, connector: Connector) -> dict[frozenset[str], tuple[int, list]]:
+    """{members: (group id, slot ranges)} from the cluster map file the seed was started
+    with, when it is readable from here; {} otherwise."""
+    from raftkv.cluster.groupmap import ClusterMap, MapError
+
+    try:
+        reply = connector.call(seed, "CONFIG", "GET", "cluster-map")
+        path = _text(_pairs(reply).get("cluster-map") or "")
+        if not path:
+            return {}
+        cmap = ClusterMap.load(path)
+    except (redis.RedisError, OSError, MapError, ValueError):
+        return {}
+    return {frozenset(g.members): (g.id, list(g.slots)) for g in cmap.groups}
+
+
+def _group_id(topo: Topology, connector: Connector) -> int | None:
+    for addr in topo.members:
+        n = topo.nodes.get(addr)
+        if n is None or not n.reachable:
+            continue
+        try:
+            sid = _text(connector.call(addr, "CLUSTER", "MYSHARDID"))
+        except (redis.RedisError, OSError):
+            continue
+        if sid in _SHARD_IDS:
+            return _SHARD_IDS[sid]
+    return None
+
+
+def _own_slots(topo: Topology, connector: Connector) -> list[tuple[int, int]]:
+    """The group's slot ranges as one of its own members reports them (it knows its
+    group's leader first hand; another group's process learns it by polling)."""
+    for addr in topo.members:
+        n = topo.nodes.get(addr)
+        if n is None or not n.reachable:
+            continue
+        try:
+            shards = parse_shards(connector.call(addr, "CLUSTER", "SHARDS"))
+        except (redis.RedisError, OSError, ValueError, KeyError, TypeError):
+            continue
+        for shard in shards:
+            if addr in shard.members and shard.slots:
+                return merge_ranges(shard.slots)
+    return []
+
+
+def discover_cluster(seeds: list[str], connector: Connector) -> ClusterView | None:
+    """Every slot group, from the first seed that answers CLUSTER SHARDS with several
+    shards; None when the seeds describe one group (or no cluster): discover() it."""
+    shards: list[Shard] | None = None
+    seed = ""
+    errors = []
+    for s in seeds:
+        seed = parse_address(s)
+        try:
+            shards = parse_shards(connector.call(seed, "CLUSTER", "SHARDS"))
+            break
+        except redis.ResponseError:
+            return None  # not a cluster (a single node): the caller's discover() says so
+        except (redis.RedisError, OSError, ValueError, KeyError, TypeError) as exc:
+            errors.append(f"{seed}: {exc or type(exc).__name__}")
+    if shards is None:
+        raise AdminError(f"no node answered ({'; '.join(errors)})")
+    if len(shards) <= 1:
+        return None
+    from_map = None
+    groups: list[GroupView] = []
+    for index, shard in enumerate(shards):
+        try:
+            topo = discover(shard.members, connector)
+        except AdminError as exc:
+            topo = _down_topology(shard.members, str(exc))
+        gid = _group_id(topo, connector)
+        slots, source = merge_ranges(shard.slots), "cluster shards"
+        if not slots and topo.leader is not None:
+            slots = _own_slots(topo, connector)
+        if not slots or gid is None:
+            if from_map is None:
+                from_map = _map_file_groups(seed, connector)
+            key = frozenset(shard.members)
+            entry = from_map.get(key) or next(
+                (v for k, v in from_map.items() if k & key), None)
+            if entry is not None:
+                gid = entry[0] if gid is None else gid
+                if not slots:
+                    slots, source = merge_ranges(entry[1]), "map file"
+        if not slots:
+            source = "unknown"
+        groups.append(GroupView(index if gid is None else gid, slots, source, topo))
+    groups.sort(key=lambda g: g.id)
+    return ClusterView(groups, multi=True)

@@ -136,7 +136,11 @@ class GroupDirectory:
                 return
 
     def adopt(self, cmap: ClusterMap) -> None:
-        """Route by a newer map (same groups; slot owners may differ)."""
+        """Route by a newer map: slot owners may differ, groups may have been added."""
+        for g in cmap.groups:
+            if g.id not in self.leaders:
+                self.leaders[g.id] = g.preferred_leader
+                self.known[g.id] = False
         self.map = cmap
         self.owner = cmap.owner
 
