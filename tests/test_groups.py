@@ -231,3 +231,26 @@ def test_a_killed_leader_is_replaced_and_leadership_returns_to_the_preferred(clu
         cluster.wait_ready()
     finally:
         rc.close()
+
+
+def test_proxy_mode_serves_every_groups_slots_from_one_address():
+    cluster = GroupCluster(3, 3, 3, args=["--cluster-proxy", "yes"])
+    try:
+        cluster.start()
+        c = cluster.procs[0].client(socket_timeout=15)  # a plain client: one address
+        per_group = _keys_per_group(cluster, 5)
+        every = [k for keys in per_group.values() for k in keys]
+        for k in every:
+            assert c.set(k, k) is True
+        assert [c.get(k) for k in every] == [k.encode() for k in every]
+        pipe = c.pipeline(transaction=False)
+        for k in every:
+            pipe.incr(f"n:{k}")
+            pipe.get(k)
+        assert pipe.execute() == [x for k in every for x in (1, k.encode())]
+        with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+            c.lpush(every[-1], "x")  # errors are relayed
+        assert c.info("stats")["proxied_commands"] > 0
+        c.close()
+    finally:
+        cluster.cleanup()

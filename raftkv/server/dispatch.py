@@ -140,6 +140,10 @@ class Dispatcher:
             if self.directory is not None and not self.directory.is_meta:
                 error = self._route_slot(conn, exec_spec, argv)  # is the slot ours?
                 if error:
+                    proxy = self.node.raft.proxy
+                    if error[0] == "M" and proxy.active(conn) and \
+                            proxy.forward_to(conn, argv, info.is_write, error):
+                        return None  # cluster-proxy: another group's leader answers
                     return self._reject(conn, error, queueing=True, spec=exec_spec)
         memory = self.node.memory
         if memory.maxmemory:  # evict if over maxmemory; refuse denyoom commands (OOM)

@@ -547,9 +547,26 @@ class Proxy:
         pending.resolve(encode_error(error))
         return DEFERRED
 
+    def forward_to(self, conn: Connection, argv: list[bytes], is_write: bool,
+                   moved: str) -> bool:
+        """A multi-group cluster: a command for another group's slot, forwarded to that
+        group's leader (the address in ``moved``, the MOVED it would get, which is the
+        answer if it cannot be sent); False: answer ``moved`` now."""
+        if conn.multi is not None or conn.db != 0:
+            return False
+        target = moved.rsplit(" ", 1)[1]
+        op = self._op(conn, [argv], None, False, conn.db, is_write=is_write, target=target)
+        if op is None:
+            return False
+        op.error = moved
+        op.pending = conn.emit_pending(blocking=op.dedicated, is_write=is_write)
+        self._forward(op)
+        return True
+
     def _op(self, conn: Connection, commands: list[list[bytes]], shape: Any,
-            transaction: bool, db: int, is_write: bool = True) -> _Op | None:
-        target = self._leader()
+            transaction: bool, db: int, is_write: bool = True,
+            target: str | None = None) -> _Op | None:
+        target = target or self._leader()
         if target is None or db != 0:  # (no other database exists in cluster mode)
             return None
         if transaction:
