@@ -140,6 +140,8 @@ DIRECTIVES: list[Directive] = [
     D("cluster-peers", "string", "", mutable=False),
     # A multi-group cluster: the JSON map of slot groups (raftkv/cluster/groupmap.py).
     D("cluster-map", "string", "", mutable=False),
+    # A process not in the map yet: the group it joins (with cluster-join yes).
+    D("cluster-group", "string", "", mutable=False),
     # A node added to a running group: start with empty storage, learn the membership.
     D("cluster-join", "bool", "no", mutable=False),
     D("cluster-port", "int", "0", 0, 65535, mutable=False),

@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 import redis
 
-from raftkv.cluster.groupmap import MAP_KEY, ClusterMap
+from raftkv.cluster.groupmap import MAP_KEY, ClusterMap, SlotGroup
 from raftkv.cluster.slots import SLOTS
 
 RETRIES = 100
@@ -37,6 +37,14 @@ if (cur or '') ~= ARGV[1] then return redis.error_reply('ERR the cluster map cha
 redis.call('set', KEYS[1], ARGV[2])
 return 'OK'
 """
+
+
+def as_dict(raw: object) -> dict:
+    """A map reply as redis-py gives it (a dict, or a flat list in RESP2)."""
+    if isinstance(raw, dict):
+        return {k.encode() if isinstance(k, str) else k: v for k, v in raw.items()}
+    items = list(raw)  # type: ignore[call-overload]
+    return dict(zip(items[::2], items[1::2], strict=True))
 
 
 class MigrationError(RuntimeError):
@@ -117,6 +125,31 @@ class Mover:
         before = old.to_json() if stored else ""
         self._on_leader(self.map.meta, "EVAL", _CAS, 1, MAP_KEY, before, new.to_json())
         self.map = new
+
+    # --- members ----------------------------------------------------------------------------
+    def sync_members(self) -> ClusterMap:
+        """Write into the meta group a map listing each group's current Raft voters
+        (after add-node / remove-node on its groups): members still there keep their
+        order, so the preferred leader stays first while it is a member."""
+        stored = bool(self.map.meta) and \
+            self._on_leader(self.map.meta, "GET", MAP_KEY) is not None
+        cmap = self.current_map()
+        groups = []
+        for g in cmap.groups:
+            status = as_dict(self._on_leader(g.members, "RAFT.STATUS"))
+            voters = [as_dict(m)[b"id"].decode() for m in status[b"members"]
+                      if as_dict(m)[b"suffrage"] == b"voter"]
+            members = [m for m in g.members if m in voters] + \
+                [m for m in voters if m not in g.members]
+            groups.append(SlotGroup(g.id, list(g.slots), members or list(g.members)))
+        if all(a.members == b.members for a, b in zip(cmap.groups, groups, strict=True)):
+            return cmap  # nothing changed
+        new = ClusterMap(cmap.version + 1, groups, meta=list(cmap.meta))
+        new._check()
+        self._publish(cmap, new, stored)
+        self.log(f"map version {new.version}: members "
+                 + "; ".join(f"group {g.id}: {', '.join(g.members)}" for g in groups))
+        return new
 
     # --- one slot ---------------------------------------------------------------------------
     def migrate_slot(self, slot: int, target: int, batch: int = 100) -> int:

@@ -143,6 +143,11 @@ class GroupDirectory:
                 self.known[g.id] = False
         self.map = cmap
         self.owner = cmap.owner
+        if not self.is_meta:
+            try:  # its members as the map now lists them (preferred leader first)
+                self.group = cmap.group(self.group.id)
+            except KeyError:
+                pass
 
     async def _ask(self, member: str) -> str | None:
         answer = await self._call(member, [b"RAFT.LEADER"])

@@ -103,8 +103,18 @@ class Node:
             except MapError as exc:
                 raise SystemExit(str(exc)) from None
             group = cmap.group_of(my_id)
+            wanted = self.config.get("cluster-group")
+            if group is None and wanted:  # a new replica joining a group (cluster-join)
+                from raftkv.cluster.groupmap import SlotGroup
+
+                try:
+                    base = cmap.group(int(wanted))
+                except (KeyError, ValueError):
+                    raise SystemExit(f"the cluster map has no group {wanted}") from None
+                group = SlotGroup(base.id, list(base.slots), [*base.members, my_id])
             if group is None:
-                raise SystemExit(f"the cluster map has no group with this process ({my_id})")
+                raise SystemExit(f"the cluster map has no group with this process ({my_id}); "
+                                 "a new replica names its group with --cluster-group")
             if peers and sorted(peers) != sorted(group.members):
                 raise SystemExit("cluster-peers and the cluster map disagree on the members")
             peers = list(group.members)
