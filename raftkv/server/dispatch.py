@@ -132,6 +132,9 @@ class Dispatcher:
                 f"ERR Can't execute '{exec_spec.full_name}': only (P|S)SUBSCRIBE / "
                 "(P|S)UNSUBSCRIBE / PING / QUIT / RESET are allowed in this context"),
                 spec=exec_spec)
+        if self.node.unassigned and (exec_spec.first_key or exec_spec.keys):
+            return self._reject(conn, "CLUSTERDOWN Hash slot not served", queueing=True,
+                                spec=exec_spec)
         if self.node.raft is not None and (exec_spec.first_key or exec_spec.keys):
             if not (info.one_key and conn.multi is None):  # one key: one slot
                 error = self._cross_slot(conn, exec_spec, argv)

@@ -78,6 +78,10 @@ async def _serve(config: Config) -> int:
 
     node = create_node(config)
     await node.serve_forever()
+    if node.restart_args is not None:  # RAFTKV.JOIN: start again as a member of the cluster
+        logging.shutdown()
+        os.execv(sys.executable, [sys.executable, "-m", "raftkv.server.main",
+                                  *node.restart_args])
     return 0
 
 

@@ -63,6 +63,8 @@ class Node:
         os.makedirs(self.data_dir, exist_ok=True)
         self.raft: Any = None  # the RaftGroup when this node is a cluster member
         self.groups: Any = None  # the other slot groups (GroupDirectory) with --cluster-map
+        self.unassigned = False  # cluster-enabled, not in a cluster yet: no slot served
+        self.restart_args: list[str] | None = None  # set by RAFTKV.JOIN: exec these at exit
         self.group = self._create_group()
         self.blocking = BlockingRegistry(self)
         self.pubsub = PubSub(self)
@@ -94,12 +96,16 @@ class Node:
         host = self.config.get("bind").split()[0]
         my_id = f"{host}:{self.config.get_int('port')}"
         group_id = 0
-        if self.config.get("cluster-map"):  # one replica of one group of a multi-group cluster
+        map_path = self.config.get("cluster-map")
+        kept = os.path.join(self.data_dir, "cluster-map.json")
+        if not map_path and self.config.get_bool("cluster-enabled") and os.path.exists(kept):
+            map_path = kept  # joined earlier (RAFTKV.JOIN): the map it keeps, as nodes.conf
+        if map_path:  # one replica of one group of a multi-group cluster
             from raftkv.cluster.groupmap import ClusterMap, MapError
             from raftkv.server.groups import GroupDirectory
 
             try:
-                cmap = ClusterMap.load(self.config.get("cluster-map"))
+                cmap = ClusterMap.load(map_path)
             except MapError as exc:
                 raise SystemExit(str(exc)) from None
             group = cmap.group_of(my_id)
@@ -131,9 +137,15 @@ class Node:
                 raise SystemExit(f"cluster-peers must include this node's own address {my_id}")
             self.raft = RaftGroup(self, os.path.join(self.data_dir, f"group-{group_id}"), my_id,
                                   peers)
-            if self.config.get("cluster-map"):
+            if map_path:
                 self.groups = GroupDirectory(self, cmap, group)
             return self.raft
+        if self.config.get_bool("cluster-enabled"):
+            # A cluster node waiting to be joined (raftkv-admin create / RAFTKV.JOIN):
+            # it serves no slot; its own folder keeps group-* free for the group it joins.
+            self.unassigned = True
+            return LocalGroup(os.path.join(self.data_dir, "unassigned"), self.sm,
+                              self.config.get("appendfsync"))
         return LocalGroup(os.path.join(self.data_dir, "group-0"), self.sm,
                           self.config.get("appendfsync"))
 

@@ -262,6 +262,54 @@ def _node_arg(arg: bytes) -> str:
     return arg.decode("utf-8", "replace")
 
 
+@server_command("raftkv.join")
+def raftkv_join(node, conn, argv):
+    """RAFTKV.JOIN <map json> [GROUP <g>]: a node waiting to be joined (cluster-enabled yes,
+    no map) keeps the map in its data folder and starts again as a member: of the group
+    the map lists it in, or (GROUP) as a new replica joining group g (cluster-join)."""
+    import json
+    import os
+    import sys
+
+    from raftkv.cluster.groupmap import ClusterMap, MapError
+
+    if not node.unassigned:
+        raise CommandError("ERR this node is already part of a cluster")
+    try:
+        cmap = ClusterMap.parse(argv[1].decode("utf-8"))
+    except (MapError, UnicodeDecodeError) as exc:
+        raise CommandError(f"ERR bad cluster map: {exc}") from None
+    extra: list[str] = []
+    if len(argv) == 4 and argv[2].upper() == b"GROUP":
+        gid = parse_int(argv[3], "ERR Invalid group")
+        try:
+            cmap.group(gid)
+        except KeyError:
+            raise CommandError(f"ERR the map has no group {gid}") from None
+        # Kept with this node in the group's members (its own view; the meta group's
+        # map lists it once raftkv-admin has added it), so a restart finds its group.
+        group = cmap.group(gid)
+        me = f"{node.config.get('bind').split()[0]}:{node.config.get_int('port')}"
+        if me not in group.members:
+            group.members.append(me)
+        extra = ["--cluster-join", "yes"]  # (first start: learn the group from its leader)
+    elif len(argv) != 2:
+        raise CommandError(errors.SYNTAX)
+    else:
+        me = f"{node.config.get('bind').split()[0]}:{node.config.get_int('port')}"
+        if cmap.group_of(me) is None:
+            raise CommandError(f"ERR the map does not list this node ({me})")
+    path = os.path.join(node.data_dir, "cluster-map.json")
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write(json.dumps(json.loads(cmap.to_json()), indent=1))
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(path + ".tmp", path)
+    node.restart_args = [*sys.argv[1:], *extra]  # the map is found in the data folder
+    node.request_shutdown("joining a cluster", save=False)
+    return OK
+
+
 @server_command("raft.leader")
 def raft_leader(node, conn, argv):
     """The address of this group's leader as this process knows it (nil: unknown)."""
