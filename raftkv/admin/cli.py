@@ -17,13 +17,18 @@ RAFT.REMOVENODE), CLUSTER FAILOVER and BGSAVE.
     raftkv-admin -s 127.0.0.1:7001 snapshot [--node NODE]
     raftkv-admin -s 127.0.0.1:7001 backup DIR [--force]
     raftkv-admin -s 127.0.0.1:7001 restore DIR [--replace]
+    raftkv-admin -s 127.0.0.1:7001 reshard --slots 0-99,200 --to GROUP [--rate SLOTS_PER_S]
+    raftkv-admin -s 127.0.0.1:7001 rebalance [--threshold PCT] [--weight GROUP=W ...] [--rate N]
 
 backup and restore (RAFTKV.BACKUP, RAFTKV.RESTORE on the leader) also work
 against a single node.
 
 status and check describe every slot group of a multi-group cluster (processes
-started with --cluster-map), found from any seed through CLUSTER SHARDS; the
-other verbs act on the group of the seed process.
+started with --cluster-map), found from any seed through CLUSTER SHARDS.
+reshard and rebalance move slots between its groups online (raftkv/cluster/
+migrate.py), planned from the meta group's live map, at a bounded rate; they
+read the map file the seed names (CONFIG GET cluster-map), so they run where
+that file is readable. The other verbs act on the group of the seed process.
 
 A NODE is a member's address (host:port, as the node was started), its
 40-hex node id, or a unique prefix of 8 or more characters of that id.
@@ -55,8 +60,20 @@ from raftkv.admin.topology import (
     discover,
     discover_cluster,
     format_ranges,
+    merge_ranges,
     missing_ranges,
     parse_address,
+    read_cluster_map,
+)
+from raftkv.cluster.groupmap import ClusterMap, MapError
+from raftkv.cluster.migrate import MigrationError, Mover
+from raftkv.cluster.rebalance import (
+    Move,
+    parse_slots,
+    rebalance_plan,
+    reshard_plan,
+    slot_counts,
+    targets,
 )
 from raftkv.statemachine.restore import BackupCorrupt, parse_backup
 
@@ -158,7 +175,7 @@ def _plan(steps: list[str], simulate: bool, yes: bool, question: str) -> bool:
               help="Seconds to wait for a node to answer.")
 @click.pass_context
 def main(ctx: click.Context, seeds: tuple[str, ...], password: str | None, timeout: float) -> None:
-    """Operate a raftkv cluster: status, check, leadership and membership changes."""
+    """Operate a raftkv cluster: status, check, leadership, membership and slot moves."""
     try:
         addrs = [parse_address(s) for s in (seeds or (DEFAULT_SEED,))]
     except AdminError as exc:
@@ -546,6 +563,316 @@ def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float)
     after = admin.wait_for(f"{addr} to leave", lambda t: addr not in t.members, wait)
     _show("New topology:", after)
     click.echo(f"{addr} is out of the group; it serves nothing now: stop it and remove its data.")
+
+
+# --- slots between groups: reshard and rebalance ---------------------------------------------
+DEFAULT_RATE = 50.0  # slots per second
+
+
+def _slot_maps(admin: Admin) -> tuple[ClusterMap, Mover]:
+    """The live cluster map (the meta group's) and a mover for it; AdminError when the
+    cluster has no map, one group only, or no meta group."""
+    seed, path, cmap = read_cluster_map(admin.seeds, admin.connector)
+    if cmap is None:
+        raise AdminError(f"{seed} was not started with --cluster-map: a single-group cluster "
+                         "has no other slot group to move slots to")
+    if len(cmap.groups) < 2:
+        raise AdminError(f"the cluster map {path} has a single slot group "
+                         f"(group-{cmap.groups[0].id}): there is no other group to move "
+                         "slots to")
+    if not cmap.meta:
+        raise AdminError(f"the cluster map {path} has no meta group: the owners of moved slots "
+                         "would be known only to the groups, and the next reshard or "
+                         "rebalance would plan from this stale file; start the cluster "
+                         "with a meta group (\"meta\" in the map)")
+    mover = Mover(cmap, password=admin.connector.password,
+                  timeout=max(admin.connector.timeout, 10.0))
+    try:
+        live = mover.current_map()
+    except (MigrationError, MapError, redis.RedisError, OSError) as exc:
+        mover.close()
+        raise AdminError(f"cannot read the live map from the meta group "
+                         f"({', '.join(cmap.meta)}): {exc}") from None
+    return live, mover
+
+
+def _group_arg(text: str) -> int:
+    raw = text.strip().lower().removeprefix("group-")
+    if not raw.isdigit():
+        raise click.BadParameter(f"{text!r} is not a group id (a number, or group-N)")
+    return int(raw)
+
+
+def _check_group(cmap: ClusterMap, gid: int, what: str) -> None:
+    if not any(g.id == gid for g in cmap.groups):
+        known = ", ".join(str(g.id) for g in cmap.groups)
+        raise click.BadParameter(f"no group {gid} in the cluster map (groups: {known})",
+                                 param_hint=what)
+
+
+def _short_ranges(ranges: list[tuple[int, int]], most: int = 4) -> str:
+    """Slot ranges, the middle left out when there are more than ``most``."""
+    if len(ranges) <= most:
+        return format_ranges(ranges)
+    return (f"{format_ranges(ranges[:most - 1])},...,{format_ranges(ranges[-1:])} "
+            f"({len(ranges)} ranges)")
+
+
+def _as_ranges(slots: list[int]) -> list[tuple[int, int]]:
+    return merge_ranges([(s, s) for s in slots])
+
+
+def _after(counts: dict[int, int], plan: list[Move]) -> dict[int, int]:
+    after = dict(counts)
+    for _slot, src, dst in plan:
+        after[src] -= 1
+        after[dst] += 1
+    return after
+
+
+def _counts_table(cmap: ClusterMap, plan: list[Move] | None,
+                  want: dict[int, int] | None = None) -> str:
+    """Per group: its slots, how many, (its target,) (how many after the plan)."""
+    counts = slot_counts(cmap)
+    after = _after(counts, plan or [])
+    headers = ["Group", "Slots", "Count", *(["Target"] if want else []),
+               *(["After"] if plan is not None else [])]
+    rows = [[f"group-{g.id}", _short_ranges(merge_ranges(g.slots)), counts[g.id],
+             *([want[g.id]] if want else []), *([after[g.id]] if plan is not None else [])]
+            for g in sorted(cmap.groups, key=lambda g: g.id)]
+    return render(headers, rows, "Slots per group")
+
+
+def _plan_steps(plan: list[Move], rate: float) -> list[str]:
+    """The plan summarized: one step per (from, to) pair, not one per slot."""
+    pairs: dict[tuple[int, int], list[int]] = {}
+    for slot, src, dst in plan:
+        pairs.setdefault((src, dst), []).append(slot)
+    steps = []
+    for (src, dst), slots in sorted(pairs.items()):
+        ranges = _as_ranges(slots)
+        steps.append(f"move {len(slots)} slot{'s' if len(slots) > 1 else ''} from group-{src} "
+                     f"to group-{dst}: {_short_ranges(ranges)} (first {min(slots)}, "
+                     f"last {max(slots)})")
+    steps.append("per slot: IMPORTING in the target, MIGRATING in the source, its keys "
+                 "copied one by one (RAFT.DUMPKEY, RESTORE, RAFT.DELIFUNCHANGED), SETSLOT "
+                 "NODE in both groups, the new owner published in the meta group")
+    least = (len(plan) - 1) / rate
+    steps.append(f"at most {rate:g} slots/s (a pause between slots): {len(plan)} slots take "
+                 f"{least:.1f} s or more" if least >= 0.1 else f"at most {rate:g} slots/s")
+    return steps
+
+
+def _topology(admin: Admin) -> str:
+    try:
+        return render_cluster(admin.cluster())
+    except AdminError as exc:
+        return f"(no topology: {exc})"
+
+
+def _routed(admin: Admin, final: ClusterMap, wait: float) -> tuple[ClusterView | None, bool]:
+    """Wait until the seed describes every group with its slots in ``final`` (processes
+    adopt the meta group's map within about a second)."""
+    want = {g.id: merge_ranges(g.slots) for g in final.groups}
+    deadline = time.monotonic() + wait
+    view = None
+    while True:
+        try:
+            view = admin.cluster()
+            if view.multi and all(merge_ranges(g.slots) == want.get(g.id, [])
+                                  for g in view.groups):
+                return view, True
+        except AdminError:
+            pass
+        if time.monotonic() >= deadline:
+            return view, False
+        time.sleep(0.2)
+
+
+def _move_slots(mover: Mover, plan: list[Move], rate: float, batch: int) -> tuple[int, int]:
+    """Carry the plan out, one slot at a time, each slot started no sooner than 1 / rate
+    seconds after the one before; (slots moved, keys moved). AdminError on a failure,
+    saying how to finish the slot it was moving."""
+    lines: list[str] = []
+    mover.log = lines.append
+    started = -1.0
+    moved = keys = 0
+    total = len(plan)
+
+    def stopped(slot: int, dst: int, why: str) -> AdminError:
+        return AdminError(f"{why}; {moved} of {total} slots moved. Slot {slot} may be half "
+                          f"moved: `raftkv-admin reshard --slots {slot} --to {dst}` finishes it (the mover "
+                          "resumes a slot from any step)")
+
+    for i, (slot, src, dst) in enumerate(plan):
+        try:
+            if started >= 0:
+                delay = started + 1 / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            started = time.monotonic()
+        except KeyboardInterrupt:
+            raise AdminError(f"interrupted; {moved} of {total} slots moved, none half "
+                             "moved: run the command again to go on") from None
+        lines.clear()
+        try:
+            try:
+                n = mover.migrate_slot(slot, dst, batch)
+            except KeyboardInterrupt:
+                click.echo(f"interrupted: finishing slot {slot} first (Ctrl-C again leaves "
+                           "it half moved)", err=True)
+                lines.clear()
+                n = mover.migrate_slot(slot, dst, batch)
+                keys += n
+                moved += 1
+                click.echo(f"  [{i + 1}/{total}] {lines[-1] if lines else f'slot {slot}'}")
+                raise AdminError(f"interrupted; {moved} of {total} slots moved: run the "
+                                 "command again to go on") from None
+        except KeyboardInterrupt:
+            raise stopped(slot, dst, "interrupted again") from None
+        except (MigrationError, MapError, redis.RedisError, OSError) as exc:
+            raise stopped(slot, dst, f"moving slot {slot} from group-{src} to group-{dst} "
+                                     f"failed: {exc}") from None
+        keys += n
+        moved += 1
+        line = lines[-1] if lines else f"slot {slot}: already in group {dst}, nothing moved"
+        click.echo(f"  [{i + 1}/{total}] {line}")
+    return moved, keys
+
+
+def _carry_out(admin: Admin, mover: Mover, plan: list[Move], rate: float, batch: int,
+               wait: float) -> None:
+    click.echo(f"Moving {len(plan)} slots, at most {rate:g} slots/s:")
+    start = time.monotonic()
+    moved, keys = _move_slots(mover, plan, rate, batch)
+    took = time.monotonic() - start
+    try:
+        final = mover.current_map()
+    except (MigrationError, MapError, redis.RedisError, OSError) as exc:
+        raise AdminError(f"{moved} slots moved ({keys} keys), but the meta group's map "
+                         f"cannot be read now: {exc}") from None
+    click.echo(f"Moved {moved} slots ({keys} keys) in {took:.1f} s; the meta group's map is "
+               f"at version {final.version}")
+    astray = [s for s, _src, dst in plan if final.owner[s] != dst]
+    if astray:
+        raise AdminError(f"the live map does not give {len(astray)} planned slots to their "
+                         f"target (first {astray[0]}): was another reshard running?")
+    view, seen = _routed(admin, final, wait)
+    click.echo("New topology:")
+    click.echo(render_cluster(view) if view is not None else "(the seed does not answer)")
+    click.echo(_counts_table(final, None))
+    if not seen:
+        click.echo(f"note: the seed does not describe the new owners yet after {wait:g} s "
+                   "(processes read the meta group's map every second); see `status`")
+
+
+def _rate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
+                      help="Keys listed per CLUSTER GETKEYSINSLOT while moving a slot.")(fn)
+    return click.option("--rate", type=click.FloatRange(min=0, min_open=True),
+                        default=DEFAULT_RATE, show_default=True, metavar="SLOTS_PER_S",
+                        help="Most slots moved per second (a pause between slots).")(fn)
+
+
+@main.command()
+@click.option("--slots", "slots_text", required=True, metavar="RANGES",
+              help="The slots to move: 0-99,200,300-310.")
+@click.option("--to", "to_text", required=True, metavar="GROUP",
+              help="The group to move them to (its id, or group-N).")
+@_rate_option
+@change_options(wait=15.0)
+@pass_admin
+@_errors_to_click
+def reshard(admin: Admin, slots_text: str, to_text: str, rate: float, batch: int, yes: bool,
+            simulate: bool, wait: float) -> None:
+    """Move slots to a slot group, online, one slot at a time (several groups only).
+
+    Clients keep reading and writing the slots while they move (ASK and
+    TRYAGAIN as Redis Cluster); every slot's new owner is published in the
+    meta group. See docs/cluster.md.
+    """
+    try:
+        slots = parse_slots(slots_text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--slots") from None
+    if not slots:
+        raise click.BadParameter("no slot given", param_hint="--slots")
+    to = _group_arg(to_text)
+    cmap, mover = _slot_maps(admin)
+    try:
+        _check_group(cmap, to, "--to")
+        plan = reshard_plan(cmap, sorted(set(slots)), to)
+        click.echo("Current topology:")
+        click.echo(_topology(admin))
+        click.echo(_counts_table(cmap, plan))
+        if not plan:
+            click.echo(f"slots {format_ranges(_as_ranges(slots))} are in group-{to} already: "
+                       "nothing to move")
+            return
+        if not _plan(_plan_steps(plan, rate), simulate, yes,
+                     f"Move {len(plan)} slots to group-{to}?"):
+            return
+        _carry_out(admin, mover, plan, rate, batch, wait)
+    finally:
+        mover.close()
+
+
+def _weights(items: tuple[str, ...]) -> dict[int, float]:
+    out: dict[int, float] = {}
+    for item in items:
+        group, sep, value = item.partition("=")
+        try:
+            weight = float(value)
+        except ValueError:
+            weight = -1.0
+        if not sep or weight < 0:
+            raise click.BadParameter(f"{item!r} is not GROUP=WEIGHT (a weight >= 0)",
+                                     param_hint="--weight")
+        out[_group_arg(group)] = weight
+    return out
+
+
+@main.command()
+@click.option("--threshold", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              metavar="PCT", help="Do nothing unless a group is off its target by more than "
+                                  "this percentage of it.")
+@click.option("--weight", "weight_items", multiple=True, metavar="GROUP=W",
+              help="A group's share relative to the others (default 1; 0 empties it). "
+                   "Repeatable.")
+@_rate_option
+@change_options(wait=15.0)
+@pass_admin
+@_errors_to_click
+def rebalance(admin: Admin, threshold: float, weight_items: tuple[str, ...], rate: float,
+              batch: int, yes: bool, simulate: bool, wait: float) -> None:
+    """Even out the slots over the slot groups (by --weight), online, one slot at a time.
+
+    Groups above their target give their highest slots to the groups below
+    theirs. --simulate prints the plan summarized per (from, to) pair.
+    """
+    weights = _weights(weight_items)
+    cmap, mover = _slot_maps(admin)
+    try:
+        for gid in weights:
+            _check_group(cmap, gid, "--weight")
+        try:
+            want = targets(cmap, weights)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--weight") from None
+        plan = rebalance_plan(cmap, threshold, weights)
+        click.echo("Current topology:")
+        click.echo(_topology(admin))
+        click.echo(_counts_table(cmap, plan, want))
+        if not plan:
+            click.echo(f"balanced, nothing to move (no group is off its target by more than "
+                       f"{threshold:g}%)")
+            return
+        if not _plan(_plan_steps(plan, rate), simulate, yes,
+                     f"Move {len(plan)} slots between groups?"):
+            return
+        _carry_out(admin, mover, plan, rate, batch, wait)
+    finally:
+        mover.close()
 
 
 # --- snapshots ---------------------------------------------------------------------------------

@@ -20,12 +20,16 @@ names in ``CONFIG GET cluster-map`` is read, when it is readable from here.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+if TYPE_CHECKING:
+    from raftkv.cluster.groupmap import ClusterMap
 
 MAX_NODES = 64  # discovery never asks more nodes than this
 
@@ -417,6 +421,38 @@ class ClusterView:
 def _down_topology(members: list[str], error: str) -> Topology:
     nodes = {m: NodeState(m, error=error) for m in members}
     return Topology(nodes, None, list(members), [])
+
+
+def read_cluster_map(seeds: list[str],
+                     connector: Connector) -> tuple[str, str, ClusterMap | None]:
+    """(seed, path, map) of the cluster map file the first answering seed was started
+    with (``CONFIG GET cluster-map``), read from this machine; path "" and map None when
+    the seed has none (a --cluster-peers group or a single node). AdminError when no seed
+    answers, or the file is not readable here or does not parse."""
+    from raftkv.cluster.groupmap import ClusterMap, MapError
+
+    errors = []
+    for s in seeds:
+        seed = parse_address(s)
+        try:
+            reply = connector.call(seed, "CONFIG", "GET", "cluster-map")
+        except redis.ResponseError as exc:
+            raise AdminError(f"{seed} refused CONFIG GET cluster-map: {exc}") from None
+        except (redis.RedisError, OSError) as exc:
+            errors.append(f"{seed}: {exc or type(exc).__name__}")
+            continue
+        path = _text(_pairs(reply).get("cluster-map") or "") if reply else ""
+        if not path:
+            return seed, "", None
+        try:
+            return seed, path, ClusterMap.load(path)
+        except MapError as exc:
+            where = "" if os.path.isabs(path) else \
+                f" (a relative path, looked up in {os.getcwd()}: the seed resolves it in its own" \
+                " working directory)"
+            raise AdminError(f"{exc}{where}: {seed} names this map (CONFIG GET cluster-map); "
+                             "run raftkv-admin where that file is readable") from None
+    raise AdminError(f"no node answered ({'; '.join(errors)})")
 
 
 def _map_file_groups(seed: str, connector: Connector) -> dict[frozenset[str], tuple[int, list]]:
