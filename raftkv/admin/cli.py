@@ -462,6 +462,7 @@ def add_node(admin: Admin, node: str, learner: bool, promote_when_caught_up: boo
     topo = admin.discover()
     leader = admin.leader(topo)
     learner = learner or promote_when_caught_up
+    cmap = _join_if_waiting(admin, addr, topo, simulate, wait)
     already = topo.suffrage(addr)
     if already == "voter" or (already == "learner" and not promote_when_caught_up):
         raise AdminError(f"{addr} is already a {already}")
@@ -498,7 +499,60 @@ def add_node(admin: Admin, node: str, learner: bool, promote_when_caught_up: boo
     want = "learner" if learner and not promote_when_caught_up else "voter"
     after = admin.wait_for(f"{addr} to be a {want}",
                            lambda t: t.suffrage(addr) == want and t.nodes[addr].reachable, wait)
+    _sync_members(admin, cmap)
     _show("New topology:", after)
+
+
+def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
+                     wait: float) -> ClusterMap | None:
+    """In a multi-group cluster, a node started with --cluster-enabled yes that waits to be
+    joined is first told the map and its group (RAFTKV.JOIN ... GROUP g: it restarts as
+    a joining replica of the seed's group). The map, or None without one."""
+    _seed, _path, cmap = read_cluster_map(admin.seeds, admin.connector)
+    if cmap is None:
+        return None
+    try:
+        info = admin.command(addr, "CLUSTER", "INFO")
+    except (AdminError, redis.RedisError, OSError):
+        return cmap
+    if b"cluster_size:0" not in (info if isinstance(info, bytes) else str(info).encode()):
+        return cmap
+    group = next((g for g in cmap.groups for m in topo.members if m in g.members), None)
+    if group is None:
+        raise AdminError("cannot tell which slot group the seed belongs to")
+    if simulate:
+        click.echo(f"would send RAFTKV.JOIN <map> GROUP {group.id} to {addr}")
+        return cmap
+    live = cmap
+    if cmap.meta:
+        mover = Mover(cmap, password=admin.connector.password)
+        try:
+            live = mover.current_map()
+        finally:
+            mover.close()
+    admin.command(addr, "RAFTKV.JOIN", live.to_json(), "GROUP", group.id)
+    click.echo(f"{addr} joins group-{group.id}: it restarts as one of its replicas")
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            admin.connector.raft_status(addr)
+            return cmap
+        except (redis.RedisError, OSError):
+            if time.monotonic() > deadline:
+                raise AdminError(f"{addr} did not come back after joining") from None
+            time.sleep(0.2)
+
+
+def _sync_members(admin: Admin, cmap: ClusterMap | None) -> None:
+    """Multi-group: the meta group's map gets each group's current voters."""
+    if cmap is None or not cmap.meta:
+        return
+    mover = Mover(cmap, password=admin.connector.password)
+    try:
+        new = mover.sync_members()
+    finally:
+        mover.close()
+    click.echo(f"cluster map version {new.version} lists the groups' members")
 
 
 @main.command()
@@ -561,8 +615,64 @@ def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float)
         new_leader = admin.leader(topo)
     admin.command(new_leader, "RAFT.REMOVENODE", addr)
     after = admin.wait_for(f"{addr} to leave", lambda t: addr not in t.members, wait)
+    _sync_members(admin, read_cluster_map(admin.seeds, admin.connector)[2])
     _show("New topology:", after)
     click.echo(f"{addr} is out of the group; it serves nothing now: stop it and remove its data.")
+
+
+# --- create ---------------------------------------------------------------------------------
+@main.command()
+@click.argument("nodes", nargs=-1, required=True, metavar="HOST:PORT...")
+@click.option("--groups", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Slot groups; list each node's processes (one per group) node after node.")
+@click.option("--replicas", type=click.IntRange(min=1), default=3, show_default=True,
+              help="Replicas per group, on as many nodes.")
+@click.option("--meta", type=click.IntRange(min=0), default=0, show_default=True,
+              help="The last N processes form the meta group (holds the live map).")
+@click.option("--wait", type=float, default=60.0, show_default=True,
+              help="Seconds to wait for every group to have a leader.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--simulate", is_flag=True, help="Only print the layout.")
+@pass_admin
+@_errors_to_click
+def create(admin: Admin, nodes: tuple[str, ...], groups: int, replicas: int, meta: int,
+           wait: float, yes: bool, simulate: bool) -> None:
+    """Form a cluster of processes started with --cluster-enabled yes (as redis-cli --cluster
+    create): lay out the groups, send each process the map, wait for the leaders."""
+    from raftkv.cluster.create import create as create_cluster
+    from raftkv.cluster.create import plan
+
+    addrs = [parse_address(n) for n in nodes]
+    try:
+        cmap = plan(addrs, groups, replicas, meta)
+    except MapError as exc:
+        raise AdminError(str(exc)) from None
+    for addr in addrs:
+        try:
+            info = admin.command(addr, "CLUSTER", "INFO")
+        except (redis.RedisError, OSError) as exc:
+            raise AdminError(f"{addr} does not answer ({exc}): start it with "
+                             "raftkv-server --port P --dir D --cluster-enabled yes") from None
+        text = info if isinstance(info, bytes) else str(info).encode()
+        if b"cluster_size:0" not in text:
+            raise AdminError(f"{addr} is already part of a cluster")
+    steps = [f"group-{g.id}: slots {_short_ranges(g.slots)}, members {', '.join(g.members)} "
+             f"(preferred leader {g.preferred_leader})" for g in cmap.groups]
+    if cmap.meta:
+        steps.append(f"meta group: {', '.join(cmap.meta)}")
+    steps.append("RAFTKV.JOIN <map> on every process (each keeps the map and restarts)")
+    if not _plan(steps, simulate, yes, f"Create a cluster of {len(addrs)} processes?"):
+        return
+    create_cluster(cmap, password=admin.connector.password, timeout=wait, log=click.echo)
+    if cmap.meta:
+        mover = Mover(cmap, password=admin.connector.password)
+        try:
+            mover.publish_initial()  # the meta group holds the live map from now on
+        finally:
+            mover.close()
+    view = discover_cluster([cmap.groups[0].members[0]], admin.connector)
+    if view is not None:
+        click.echo(render_cluster(view))
 
 
 # --- slots between groups: reshard and rebalance ---------------------------------------------

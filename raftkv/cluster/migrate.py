@@ -126,6 +126,11 @@ class Mover:
         self._on_leader(self.map.meta, "EVAL", _CAS, 1, MAP_KEY, before, new.to_json())
         self.map = new
 
+    def publish_initial(self) -> None:
+        """Store this mover's map in the meta group unless one is stored already."""
+        if self.map.meta and self._on_leader(self.map.meta, "GET", MAP_KEY) is None:
+            self._publish(self.map, self.map, stored=False)
+
     # --- members ----------------------------------------------------------------------------
     def sync_members(self) -> ClusterMap:
         """Write into the meta group a map listing each group's current Raft voters

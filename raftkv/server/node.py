@@ -100,6 +100,7 @@ class Node:
         kept = os.path.join(self.data_dir, "cluster-map.json")
         if not map_path and self.config.get_bool("cluster-enabled") and os.path.exists(kept):
             map_path = kept  # joined earlier (RAFTKV.JOIN): the map it keeps, as nodes.conf
+            self.config.set_many([("cluster-map", kept)], startup=True)  # (for CONFIG GET)
         if map_path:  # one replica of one group of a multi-group cluster
             from raftkv.cluster.groupmap import ClusterMap, MapError
             from raftkv.server.groups import GroupDirectory

@@ -65,6 +65,20 @@ def _shards(node) -> list[_Shard]:
     return out
 
 
+def _unassigned(node, sub: bytes):
+    from raftkv.server.raft_group import node_id_hex
+
+    me = f"{node.config.get('bind').split()[0]}:{node.config.get_int('port')}"
+    if sub == b"info":
+        lines = ["cluster_state:fail", "cluster_slots_assigned:0", "cluster_slots_ok:0",
+                 "cluster_slots_pfail:0", "cluster_slots_fail:0", "cluster_known_nodes:1",
+                 "cluster_size:0", "cluster_current_epoch:0", "cluster_my_epoch:0"]
+        return ("\r\n".join(lines) + "\r\n").encode()
+    if sub == b"myid":
+        return node_id_hex(me).encode()
+    return []
+
+
 def _hp(addr: str) -> tuple[str, int]:
     host, port = addr.rsplit(":", 1)
     return host, int(port)
@@ -107,6 +121,8 @@ def cluster(node, conn, argv):
             if key_slot(k) == slot and db.get(k, now) is not None:  # (expired: not there)
                 out.append(k)
         return out
+    if node.unassigned and sub in (b"info", b"slots", b"shards", b"myid"):
+        return _unassigned(node, sub)  # waiting to be joined: a cluster node with no slots
     _require_cluster(node)
     raft = node.raft
     if sub == b"setslot":
