@@ -994,9 +994,14 @@ def rebalance(admin: Admin, threshold: float, weight_items: tuple[str, ...], rat
 @_errors_to_click
 def snapshot(admin: Admin, target: str | None, wait: float) -> None:
     """Take a snapshot now (BGSAVE) on every member or one; its log is compacted behind it."""
-    topo = admin.discover()
-    nodes = [topo.resolve(target)] if target else [a for a in topo.members
-                                                    if topo.nodes[a].reachable]
+    view = None if target else discover_cluster(admin.seeds, admin.connector)
+    if view is not None and view.multi:  # several slot groups: every member of every group
+        nodes = [a for g in view.groups for a in g.topology.members
+                 if a in g.topology.nodes and g.topology.nodes[a].reachable]
+    else:
+        topo = admin.discover()
+        nodes = [topo.resolve(target)] if target else [a for a in topo.members
+                                                        if topo.nodes[a].reachable]
     results: dict[str, str] = {}
     for addr in nodes:
         try:
@@ -1163,33 +1168,69 @@ def backup(admin: Admin, directory: str, force: bool, wait: float, io_timeout: f
     if os.path.exists(manifest_path) and not force:
         raise AdminError(f"{directory} already holds a backup ({MANIFEST_FILE}): "
                          "choose another directory, or --force to overwrite it")
-    topo = _group(admin)
-    _show("Current topology:", topo)
+    view = discover_cluster(admin.seeds, admin.connector) if _single_node(admin) is None \
+        else None
+    os.makedirs(directory, exist_ok=True)
+    if view is None or not view.multi:
+        manifest = _backup_group(admin, _group(admin), directory, BACKUP_FILE, "group-0",
+                                 wait, io_timeout)
+    else:  # several slot groups: each group's backup, from its own leader
+        parts = []
+        for g in view.groups:
+            sub = Admin(list(g.topology.members), admin.connector)
+            part = _backup_group(sub, sub.discover(), directory, f"{g.name}.rkvb", g.name,
+                                 wait, io_timeout)
+            part["slots"] = [list(r) for r in g.slots]
+            parts.append(part)
+        manifest = {"groups": parts}
+        click.echo("Each group's backup is consistent on its own (taken at a linearizable "
+                   "read point of that group), as a Redis Cluster backup is per shard.")
+    _write_durably(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    _fsync_dir(directory)
+    click.echo(f"Wrote {manifest_path}")
+
+
+def _backup_group(admin: Admin, topo: Topology, directory: str, name: str, group: str,
+                  wait: float, io_timeout: float) -> dict[str, Any]:
+    """One group's backup written to DIR/name; its manifest entry."""
+    _show(f"Current topology of {group}:", topo)
     leader, blob = _call_leader(admin, topo, "RAFTKV.BACKUP", ["RAFTKV.BACKUP"], wait,
                                 io_timeout)
     try:
         header, _body = parse_backup(blob)
     except BackupCorrupt as exc:
         raise AdminError(f"{leader} answered a damaged backup: {exc}") from None
-    os.makedirs(directory, exist_ok=True)
-    _write_durably(os.path.join(directory, BACKUP_FILE), blob)
-    manifest = {"group": "group-0", "file": BACKUP_FILE, "size": len(blob),
+    _write_durably(os.path.join(directory, name), blob)
+    manifest = {"group": group, "file": name, "size": len(blob),
                 "sha256": hashlib.sha256(blob).hexdigest(),
                 **{k: header.get(k) for k in _HEADER_FIELDS}, "format": header["format"]}
-    _write_durably(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
-    _fsync_dir(directory)
-    click.echo(f"Backup of group-0 taken by {leader} at log index {header['index']}"
+    click.echo(f"Backup of {group} taken by {leader} at log index {header['index']}"
                + (f" (term {header['term']})" if header.get("term") is not None else ""))
     click.echo(render(("Field", "Value"), _manifest_rows(manifest), "Backup"))
-    click.echo(f"Wrote {os.path.join(directory, BACKUP_FILE)} and {manifest_path}")
+    click.echo(f"Wrote {os.path.join(directory, name)}")
+    return manifest
 
 
-def _read_backup(directory: str) -> tuple[dict[str, Any], bytes]:
-    """The manifest and the backup file of DIR, checked against each other and themselves."""
+def _read_manifest(directory: str) -> dict[str, Any]:
     manifest_path = os.path.join(directory, MANIFEST_FILE)
     try:
         with open(manifest_path, "rb") as f:
-            manifest = json.loads(f.read())
+            return json.loads(f.read())
+    except OSError as exc:
+        raise AdminError(f"cannot read the backup in {directory}: {exc}") from None
+    except ValueError:
+        raise AdminError(f"{manifest_path} is not a raftkv-admin backup manifest") from None
+
+
+def _read_backup(directory: str, manifest: dict[str, Any] | None = None
+                 ) -> tuple[dict[str, Any], bytes]:
+    """The manifest (or a group's entry in it) and its backup file, checked against each
+    other and themselves."""
+    manifest_path = os.path.join(directory, MANIFEST_FILE)
+    try:
+        if manifest is None:
+            with open(manifest_path, "rb") as f:
+                manifest = json.loads(f.read())
         path = os.path.join(directory, os.path.basename(str(manifest["file"])))
         with open(path, "rb") as f:
             blob = f.read()
@@ -1222,9 +1263,44 @@ def restore(admin: Admin, directory: str, replace: bool, io_timeout: float, yes:
 
     Without --replace the target must hold no key and no function library.
     """
+    top = _read_manifest(directory)
+    if "groups" in top:
+        return _restore_groups(admin, directory, top["groups"], replace, io_timeout, yes,
+                               simulate, wait)
     manifest, blob = _read_backup(directory)
+    _restore_group(admin, _group(admin), directory, manifest, blob, replace, io_timeout, yes,
+                   simulate, wait)
+
+
+def _restore_groups(admin: Admin, directory: str, parts: list[dict[str, Any]], replace: bool,
+                    io_timeout: float, yes: bool, simulate: bool, wait: float) -> None:
+    """A multi-group backup: each group's part into the group of the same id, which must
+    own the same slots (keys restored elsewhere would sit in slots their group does not
+    serve)."""
+    view = discover_cluster(admin.seeds, admin.connector)
+    if view is None or not view.multi:
+        raise AdminError("this backup holds several slot groups: restore it into a cluster "
+                         "of the same groups")
+    by_name = {g.name: g for g in view.groups}
+    checked = []
+    for part in parts:
+        g = by_name.get(part.get("group"))
+        if g is None:
+            raise AdminError(f"the target has no {part.get('group')}")
+        if merge_ranges([tuple(r) for r in part.get("slots", [])]) != merge_ranges(g.slots):
+            raise AdminError(f"{g.name} owns other slots than in the backup: move them back "
+                             "(reshard) or restore into a cluster laid out the same way")
+        checked.append((g, *_read_backup(directory, part)))
+    for g, manifest, blob in checked:
+        sub = Admin(list(g.topology.members), admin.connector)
+        _restore_group(sub, sub.discover(), directory, manifest, blob, replace, io_timeout,
+                       yes, simulate, wait)
+
+
+def _restore_group(admin: Admin, topo: Topology, directory: str, manifest: dict[str, Any],
+                   blob: bytes, replace: bool, io_timeout: float, yes: bool, simulate: bool,
+                   wait: float) -> None:
     click.echo(render(("Field", "Value"), _manifest_rows(manifest), f"Backup in {directory}"))
-    topo = _group(admin)
     leader = admin.leader(topo)
     _show("Current topology:", topo)
     keys, libraries = _keyspace_size(admin, leader)
@@ -1244,7 +1320,7 @@ def restore(admin: Admin, directory: str, replace: bool, io_timeout: float, yes:
     index = int(result["index"])
     click.echo(f"{leader} applied the backup at log index {index}: {result.get('keys')} keys, "
                f"{result.get('functions')} function libraries")
-    after = _group(admin)
+    after = admin.discover() if len(topo.members) > 1 else _group(admin)
     deadline = time.monotonic() + wait
     rows, behind = [], []
     for addr in after.members:
@@ -1258,7 +1334,7 @@ def restore(admin: Admin, directory: str, replace: bool, io_timeout: float, yes:
         rows.append([addr, "" if applied is None else applied,
                      "applied" if ok else "not yet" if applied is not None else "down"])
     click.echo(render(("Node", "Applied", "Restore"), rows, f"Restore at index {index}"))
-    _show("New topology:", _group(admin))
+    _show("New topology:", admin.discover() if len(topo.members) > 1 else _group(admin))
     if behind:
         raise AdminError(f"{', '.join(behind)} did not apply index {index} within {wait:g}s: the "
                          "restore is committed; they load it when they catch up")
