@@ -269,3 +269,34 @@ def test_no_meta_group_is_refused():
             p.cleanup()
         shutil.rmtree(map_dir, ignore_errors=True)
 
+
+
+def test_add_group_then_reshard_slots_to_it():
+    cluster = GroupCluster(3, 2, 3, meta=True)
+    new = [ServerProcess(["--cluster-enabled", "yes"]) for _ in range(3)]
+    try:
+        cluster.start()
+        for p in new:
+            p.start()
+        rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
+        keys = [f"{{t{i}}}x" for i in range(300)]
+        for k in keys:
+            rc.set(k, k)
+        addrs = [f"127.0.0.1:{p.port}" for p in new]
+        out = admin(cluster, "add-group", *addrs, "--no-rebalance", "--yes")
+        assert "group-2 is up" in out
+        admin(cluster, "reshard", "--slots", "0-99", "--to", "2", "--yes", "--rate", "1000")
+        c = new[0].client()
+        assert c.execute_command("CLUSTER", "COUNTKEYSINSLOT", 0) >= 0
+        c.close()
+        moved = [k for k in keys if rc.keyslot(k) < 100]
+        assert moved, "no test key in the moved slots"
+        fresh = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
+        assert all(fresh.get(k) == k.encode() for k in keys)
+        assert fresh.get_node_from_key(moved[0]).port in {p.port for p in new}
+        fresh.close()
+        rc.close()
+    finally:
+        for p in new:
+            p.cleanup()
+        cluster.cleanup()

@@ -985,6 +985,76 @@ def rebalance(admin: Admin, threshold: float, weight_items: tuple[str, ...], rat
         mover.close()
 
 
+@main.command("add-group")
+@click.argument("nodes", nargs=-1, required=True, metavar="HOST:PORT...")
+@click.option("--rebalance/--no-rebalance", "then_rebalance", default=True, show_default=True,
+              help="Then move the new group its share of the slots.")
+@_rate_option
+@change_options(wait=60.0)
+@pass_admin
+@_errors_to_click
+def add_group(admin: Admin, nodes: tuple[str, ...], then_rebalance: bool, rate: float,
+              batch: int, yes: bool, simulate: bool, wait: float) -> None:
+    """Add a slot group whose replicas are processes started with --cluster-enabled yes
+    (the first one is its preferred leader), then (by default) rebalance slots to it."""
+    from raftkv.cluster.groupmap import SlotGroup
+
+    addrs = [parse_address(n) for n in nodes]
+    cmap, mover = _slot_maps(admin)
+    try:
+        gid = max(g.id for g in cmap.groups) + 1
+        try:
+            new = ClusterMap(cmap.version + 1, [*cmap.groups, SlotGroup(gid, [], addrs)],
+                             meta=list(cmap.meta))
+            new._check()
+        except MapError as exc:
+            raise AdminError(str(exc)) from None
+        for addr in addrs:
+            try:
+                info = admin.command(addr, "CLUSTER", "INFO")
+            except (AdminError, redis.RedisError, OSError) as exc:
+                raise AdminError(f"{addr} does not answer ({exc}): start it with "
+                                 "raftkv-server --port P --dir D --cluster-enabled yes") from None
+            if b"cluster_size:0" not in (info if isinstance(info, bytes) else b""):
+                raise AdminError(f"{addr} is already part of a cluster")
+        plan = rebalance_plan(new) if then_rebalance else []
+        steps = [f"meta group: map version {new.version} with group-{gid} "
+                 f"(members {', '.join(addrs)}, no slots yet)",
+                 "RAFTKV.JOIN <map> on each new process; wait for its leader and for every "
+                 "process to know the group"]
+        if plan:
+            steps += _plan_steps(plan, rate)
+        if not _plan(steps, simulate, yes, f"Add group-{gid}?"):
+            return
+        mover.publish_initial()
+        stored = mover.current_map()
+        if stored.version != cmap.version:
+            raise AdminError("the cluster map changed meanwhile: run add-group again")
+        mover._publish(cmap, new, stored=True)
+        for addr in addrs:
+            admin.command(addr, "RAFTKV.JOIN", new.to_json())
+        mover.leader(addrs)  # (waits, bounded, for the new group's leader)
+        every = [m for g in new.groups for m in g.members]
+        deadline = time.monotonic() + wait
+        for addr in every:
+            while True:
+                try:
+                    shards = admin.connector.call(addr, "CLUSTER", "SHARDS")
+                    if len(shards) >= len(new.groups):
+                        break
+                except (redis.RedisError, OSError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise AdminError(f"{addr} does not know group-{gid} after {wait:g} s")
+                time.sleep(0.2)
+        click.echo(f"group-{gid} is up: {', '.join(addrs)}")
+        if plan:
+            mover.map = new
+            _carry_out(admin, mover, plan, rate, batch, wait)
+    finally:
+        mover.close()
+
+
 # --- snapshots ---------------------------------------------------------------------------------
 @main.command()
 @click.option("--node", "target", metavar="NODE", help="Only this member (default: every member).")
