@@ -113,9 +113,13 @@ class ClusterMap:
 
     def with_owner(self, slot: int, gid: int) -> ClusterMap:
         """The next version of the map, with ``slot`` owned by group ``gid``."""
+        return self.with_owners({slot: gid})
+
+    def with_owners(self, changes: dict[int, int]) -> ClusterMap:
+        """The next version of the map, with each slot of ``changes`` owned by its group."""
         ranges: dict[int, list[int]] = {g.id: [] for g in self.groups}
         for s in range(SLOTS):
-            ranges[gid if s == slot else self.owner[s]].append(s)
+            ranges[changes.get(s, self.owner[s])].append(s)
         groups = [SlotGroup(g.id, _ranges(ranges[g.id]), list(g.members)) for g in self.groups]
         cmap = ClusterMap(self.version + 1, groups, meta=list(self.meta))
         cmap._check()

@@ -23,9 +23,7 @@ def _map(ranges: list[list[tuple[int, int]]]) -> ClusterMap:
 
 
 def _apply(cmap: ClusterMap, plan) -> ClusterMap:
-    for slot, _src, dst in plan:
-        cmap = cmap.with_owner(slot, dst)
-    return cmap
+    return cmap.with_owners({slot: dst for slot, _src, dst in plan})
 
 
 def test_a_new_empty_group_gets_its_share_from_the_others():
