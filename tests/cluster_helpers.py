@@ -150,3 +150,20 @@ class GroupCluster:
         for p in self.procs + self.meta_procs:
             p.cleanup()
         shutil.rmtree(self.map_dir, ignore_errors=True)
+
+
+def group_cluster_fixture(nodes: int = 3, groups: int = 2, replicas: int = 3,
+                          meta: bool = True):  # noqa: ANN201 - a pytest fixture
+    """A module-scoped fixture starting a GroupCluster, cleaned up after the module."""
+    import pytest
+
+    @pytest.fixture(scope="module")
+    def cluster():  # noqa: ANN202
+        c = GroupCluster(nodes, groups, replicas, meta=meta)
+        try:
+            c.start()
+            yield c
+        finally:
+            c.cleanup()
+
+    return cluster

@@ -17,27 +17,19 @@ import sys
 import tempfile
 import time
 
-import pytest
 from redis.cluster import RedisCluster
 
 from raftkv.cluster.groupmap import ClusterMap, layout
 from raftkv.cluster.migrate import Mover
 from raftkv.cluster.slots import key_slot
-from tests.cluster_helpers import GroupCluster
+from tests.cluster_helpers import GroupCluster, group_cluster_fixture
 from tests.helpers import ROOT, ServerProcess, free_port
 
 RESHARDED = list(range(0, 10))  # group 0 -> group 1
 REBALANCED = list(range(16374, 16384))  # group 1 -> group 0: group 1's highest slots
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    c = GroupCluster(3, 2, 3, meta=True)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.cleanup()
+cluster = group_cluster_fixture(3, 2, 3, meta=True)
 
 
 def admin_at(address: str, *args: str, code: int = 0) -> str:

@@ -20,17 +20,9 @@ from redis.cluster import RedisCluster
 from raftkv.cluster.groupmap import ClusterMap
 from raftkv.cluster.migrate import Mover
 from raftkv.cluster.slots import key_slot
-from tests.cluster_helpers import GroupCluster
+from tests.cluster_helpers import GroupCluster, group_cluster_fixture
 
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = GroupCluster(3, 2, 3, meta=True)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.cleanup()
+cluster = group_cluster_fixture(3, 2, 3, meta=True)
 
 
 def _keys_in_slot(slot: int, count: int) -> list[str]:

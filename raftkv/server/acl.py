@@ -990,14 +990,10 @@ class AclManager:
         self.log_denied(conn, reason, obj, user.name)
         return "NOPERM " + deny_message(reason, user.name, spec, argv[pos], verbose=False)
 
-    def script_check(self, username: str, spec: CommandSpec, argv: list[bytes],
-                     log_it: bool, client: Any = None) -> str | None:
-        """A command a script calls, checked against the user the script runs as (the
-        state machine asks, where the entry applies): getAclErrorMessage's text, or None.
-
-        Users come from the replicated ACL and the shared configuration, so every
-        replica decides alike; the ACL log entry (context ``lua``) is written where
-        the script's client is, or on the leader."""
+    def _denied(self, username: str, spec: CommandSpec, argv: list[bytes]
+                ) -> tuple[str, int, str] | None:
+        """(reason, argv index, ACL LOG object) when ``username`` may not run ``argv``
+        (a user deleted meanwhile may run nothing); None when it may."""
         user = self.users.get(username)
         if user is None:
             reason, pos = "command", 0
@@ -1006,27 +1002,35 @@ class AclManager:
             if result is None:
                 return None
             reason, pos = result
+        obj = spec.full_name if reason == "command" else argv[pos].decode("utf-8", "replace")
+        return reason, pos, obj
+
+    def script_check(self, username: str, spec: CommandSpec, argv: list[bytes],
+                     log_it: bool, client: Any = None) -> str | None:
+        """A command a script calls, checked against the user the script runs as (the
+        state machine asks, where the entry applies): getAclErrorMessage's text, or None.
+
+        Users come from the replicated ACL and the shared configuration, so every
+        replica decides alike; the ACL log entry (context ``lua``) is written where
+        the script's client is, or on the leader."""
+        denied = self._denied(username, spec, argv)
+        if denied is None:
+            return None
+        reason, pos, obj = denied
         if log_it:
             node = self.node
             conn = client if client is not None else node.tracking.writer
             if conn is not None or node.raft is None or node.raft.core.is_leader:
-                obj = spec.full_name if reason == "command" else \
-                    argv[pos].decode("utf-8", "replace")
                 self._log(conn, reason, "lua", obj, username)
         return deny_message(reason, username, spec, argv[pos], verbose=False)
 
     def exec_check(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
         """EXEC checks each queued command again: the ACL may have changed since it was
         queued (execCommand). The NOPERM error for that command, or None."""
-        user = self.users.get(conn.user)
-        if user is None:
-            reason, pos = "command", 0
-        else:
-            result = user.check(spec, argv)
-            if result is None:
-                return None
-            reason, pos = result
-        obj = spec.full_name if reason == "command" else argv[pos].decode("utf-8", "replace")
+        denied = self._denied(conn.user, spec, argv)
+        if denied is None:
+            return None
+        reason, _pos, obj = denied
         self._log(conn, reason, "multi", obj, conn.user)
         why = {"command": "no permission to execute the command or subcommand",
                "key": "no permission to touch the specified keys",
