@@ -1,8 +1,9 @@
-"""raftkv-admin create, add-node, remove-node on a multi-group cluster, through real processes.
+"""raftkv-admin create, add-node, remove-node, replace-node on a multi-group cluster.
 
 Processes started with --cluster-enabled yes are formed into 2 groups x 3 nodes plus a
 meta group; a 4th node's process joins group 0 (add-node sends it the map), an old
-replica is removed, another is killed: `check` comes back healthy and no data is lost.
+replica is removed, another is killed and replaced by a fresh process: `check` comes
+back healthy each time and no data is lost.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ def _check_ok(seed: str) -> bool:
 def test_create_add_remove_and_lose_nodes():
     procs = [ServerProcess(["--cluster-enabled", "yes"]) for _ in range(9)]
     extra = ServerProcess(["--cluster-enabled", "yes"])
+    spare = ServerProcess(["--cluster-enabled", "yes"])
     try:
         for p in procs + [extra]:
             p.start()
@@ -75,7 +77,16 @@ def test_create_add_remove_and_lose_nodes():
         _eventually(lambda: _check_ok(alive), "check did not return to healthy")
         for i in range(200):
             assert rc.get(f"k{i}") == str(i).encode()
+        # Replace the dead replica by a fresh process (from a seed of another group).
+        spare.start()
+        fresh = f"127.0.0.1:{spare.port}"
+        admin_at(addrs[1], "replace-node", lost, fresh, "--yes")
+        _eventually(lambda: fresh in _members_seen(procs[1], 0) and
+                    lost not in _members_seen(procs[1], 0), "the replacement is not listed")
+        _eventually(lambda: _check_ok(alive), "check did not return to healthy")
+        rc.set("k0", "after")
+        assert rc.get("k0") == b"after"
         rc.close()
     finally:
-        for p in procs + [extra]:
+        for p in procs + [extra, spare]:
             p.cleanup()

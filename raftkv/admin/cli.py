@@ -445,8 +445,35 @@ def _caught_up(addr: str, max_lag: int) -> Callable[[Topology], bool]:
     return done
 
 
+def _group_admin(admin: Admin, group: int | None = None, member: str | None = None) -> Admin:
+    """Several slot groups: an Admin seeded with the members of ``group``, or of the group
+    ``member`` belongs to (as the live map lists it); ``admin`` itself otherwise."""
+    if group is None and member is None:
+        return admin
+    _seed, _path, cmap = read_cluster_map(admin.seeds, admin.connector)
+    if cmap is None or len(cmap.groups) < 2:
+        if group is not None and group != 0:
+            raise AdminError(f"this cluster has no group {group}")
+        return admin
+    if cmap.meta:
+        mover = Mover(cmap, password=admin.connector.password)
+        try:
+            cmap = mover.current_map()
+        finally:
+            mover.close()
+    if group is not None:
+        try:
+            return Admin(list(cmap.group(group).members), admin.connector)
+        except KeyError:
+            raise AdminError(f"this cluster has no group {group}") from None
+    owner = next((g for g in cmap.groups if member in g.members), None)
+    return Admin(list(owner.members), admin.connector) if owner is not None else admin
+
+
 @main.command("add-node")
 @click.argument("node", metavar="HOST:PORT")
+@click.option("--group", "group", type=click.IntRange(min=0), default=None,
+              help="Several slot groups: the group it joins (default: the seed's).")
 @click.option("--learner", is_flag=True, help="Add it as a non-voting learner.")
 @click.option("--promote-when-caught-up", is_flag=True,
               help="Add it as a learner, wait until it caught up, then make it a voter.")
@@ -455,10 +482,13 @@ def _caught_up(addr: str, max_lag: int) -> Callable[[Topology], bool]:
 @change_options(wait=60.0)
 @pass_admin
 @_errors_to_click
-def add_node(admin: Admin, node: str, learner: bool, promote_when_caught_up: bool, max_lag: int,
-             yes: bool, simulate: bool, wait: float) -> None:
-    """Add a node started with --cluster-join yes (as a learner, then promoted: recommended)."""
+def add_node(admin: Admin, node: str, group: int | None, learner: bool,
+             promote_when_caught_up: bool, max_lag: int, yes: bool, simulate: bool,
+             wait: float) -> None:
+    """Add a node started with --cluster-join yes (as a learner, then promoted: recommended);
+    on a multi-group cluster, a process started with --cluster-enabled yes joins --group."""
     addr = parse_address(node)
+    admin = _group_admin(admin, group=group)
     topo = admin.discover()
     leader = admin.leader(topo)
     learner = learner or promote_when_caught_up
@@ -583,7 +613,10 @@ def promote(admin: Admin, node: str, yes: bool, simulate: bool, wait: float) -> 
 @pass_admin
 @_errors_to_click
 def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float) -> None:
-    """Remove a member (the leader hands over first when it is the one removed)."""
+    """Remove a member (the leader hands over first when it is the one removed); on a
+    multi-group cluster, from the group it is a replica of."""
+    if ":" in node:
+        admin = _group_admin(admin, member=parse_address(node))
     topo = admin.discover()
     leader = admin.leader(topo)
     addr = topo.resolve(node)
@@ -618,6 +651,32 @@ def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float)
     _sync_members(admin, read_cluster_map(admin.seeds, admin.connector)[2])
     _show("New topology:", after)
     click.echo(f"{addr} is out of the group; it serves nothing now: stop it and remove its data.")
+
+
+@main.command("replace-node")
+@click.argument("old", metavar="OLD")
+@click.argument("new", metavar="NEW")
+@click.option("--max-lag", type=int, default=100, show_default=True,
+              help="Entries NEW may trail the leader's log by when it is promoted.")
+@change_options(wait=60.0)
+@click.pass_context
+def replace_node(ctx: click.Context, old: str, new: str, max_lag: int, yes: bool,
+                 simulate: bool, wait: float) -> None:
+    """Replace a member (a dead one, say) by NEW in its group: NEW joins as a learner, is
+    promoted once caught up, then OLD is removed, so the group never has fewer voters."""
+    admin: Admin = ctx.obj
+    try:
+        group_admin = _group_admin(admin, member=parse_address(old))
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    ctx.obj = group_admin
+    try:
+        ctx.invoke(add_node, node=new, group=None, learner=True, promote_when_caught_up=True,
+                   max_lag=max_lag, yes=yes, simulate=simulate, wait=wait)
+        if not simulate:
+            ctx.invoke(remove_node, node=old, yes=True, simulate=False, wait=wait)
+    finally:
+        ctx.obj = admin
 
 
 # --- create ---------------------------------------------------------------------------------
