@@ -287,6 +287,13 @@ def test_add_group_then_reshard_slots_to_it():
         assert all(fresh.get(k) == k.encode() for k in keys)
         assert fresh.get_node_from_key(moved[0]).port in {p.port for p in new}
         fresh.close()
+        out = admin(cluster, "remove-group", "2", "--yes", "--rate", "1000")
+        assert "group-2 is out of the map" in out
+        assert [g.id for g in live_map(cluster).groups] == [0, 1]
+        fresh = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
+        assert all(fresh.get(k) == k.encode() for k in keys)
+        assert fresh.get_node_from_key(moved[0]).port not in {p.port for p in new}
+        fresh.close()
         rc.close()
     finally:
         for p in new:

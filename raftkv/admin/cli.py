@@ -1114,6 +1114,44 @@ def add_group(admin: Admin, nodes: tuple[str, ...], then_rebalance: bool, rate: 
         mover.close()
 
 
+@main.command("remove-group")
+@click.argument("group_text", metavar="GROUP")
+@_rate_option
+@change_options(wait=60.0)
+@pass_admin
+@_errors_to_click
+def remove_group(admin: Admin, group_text: str, rate: float, batch: int, yes: bool,
+                 simulate: bool, wait: float) -> None:
+    """Move every slot of GROUP to the other groups (as rebalance, at --rate), then drop it
+    from the meta group's map; its processes can then be stopped."""
+    gid = _group_arg(group_text)
+    cmap, mover = _slot_maps(admin)
+    try:
+        _check_group(cmap, gid, "GROUP")
+        if len(cmap.groups) < 2:
+            raise AdminError("the last group cannot be removed")
+        weights = {g.id: (0.0 if g.id == gid else 1.0) for g in cmap.groups}
+        plan = rebalance_plan(cmap, 0.0, weights)
+        members = cmap.group(gid).members
+        steps = _plan_steps(plan, rate) if plan else [f"group-{gid} owns no slot"]
+        steps.append(f"meta group: a map without group-{gid}; then stop {', '.join(members)}")
+        if not _plan(steps, simulate, yes, f"Remove group-{gid}?"):
+            return
+        if plan:
+            _carry_out(admin, mover, plan, rate, batch, wait)
+        live = mover.current_map()
+        if any(live.owner[s] == gid for s in range(len(live.owner))):
+            raise AdminError(f"group-{gid} still owns slots: not removed")
+        without = ClusterMap(live.version + 1, [g for g in live.groups if g.id != gid],
+                             meta=list(live.meta))
+        without._check()  # (the other groups' slots cover every slot)
+        mover._publish(live, without, stored=True)
+        click.echo(f"group-{gid} is out of the map (version {without.version}): stop "
+                   f"{', '.join(members)} and remove their data")
+    finally:
+        mover.close()
+
+
 # --- snapshots ---------------------------------------------------------------------------------
 @main.command()
 @click.option("--node", "target", metavar="NODE", help="Only this member (default: every member).")
