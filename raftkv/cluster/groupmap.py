@@ -211,20 +211,28 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--output", "-o", help="write the map to this file, not stdout")
     p.add_argument("--processes", action="store_true",
                    help="print 'port node group' per process instead of the map")
+    p.add_argument("--meta", type=int, default=None,
+                   help="meta group processes, one on each of the first N nodes, on port "
+                        "base-port + node-step*i + node-step-1 (default: min(3, nodes) when "
+                        "there are several groups, else 0)")
     args = p.parse_args(argv)
     replicas = min(3, args.nodes) if args.replicas is None else args.replicas
+    meta = args.meta if args.meta is not None else (min(3, args.nodes) if args.groups > 1 else 0)
+    if not 0 <= meta <= args.nodes:
+        p.error("--meta must be between 0 and --nodes")
     if args.nodes < 1 or not 1 <= args.groups <= 256:
         p.error("--nodes must be >= 1 and --groups between 1 and 256")
-    if args.groups > args.node_step:
+    if args.groups + (1 if meta else 0) > args.node_step:
         p.error(f"--groups {args.groups} > --node-step {args.node_step}: ports would collide")
     ports = [[args.base_port + args.node_step * i + g for g in range(args.groups)]
              for i in range(args.nodes)]
-    client = {x for row in ports for x in row}
+    meta_ports = [args.base_port + args.node_step * i + args.node_step - 1 for i in range(meta)]
+    client = {x for row in ports for x in row} | set(meta_ports)
     peer = {x + args.peer_offset for x in client}
     if min(client) < 1 or max(peer | client) > 65535 or (args.peer_offset and client & peer):
         p.error("ports out of range, or a client port equals another process's peer port")
     try:
-        cmap = layout(args.host, ports, replicas)
+        cmap = layout(args.host, ports, replicas, meta_ports)
     except MapError as exc:
         p.error(str(exc))
     members = {m: (g.id, g.members.index(m)) for g in cmap.groups for m in g.members}
@@ -233,6 +241,8 @@ def main(argv: list[str] | None = None) -> None:
             for g, port in enumerate(row):
                 if f"{args.host}:{port}" in members:
                     print(f"{port} {i} {g}")
+        for i, port in enumerate(meta_ports):
+            print(f"{port} {i} meta")
         return
     text = cmap.to_json() + "\n"
     if args.output:
@@ -247,6 +257,8 @@ def main(argv: list[str] | None = None) -> None:
         a, b = g.slots[0]
         print(f"  group {g.id} slots {a}-{b}: {', '.join(g.members)} "
               f"(preferred leader {g.preferred_leader})", file=sys.stderr)
+    if cmap.meta:
+        print(f"  meta group (holds the live map): {', '.join(cmap.meta)}", file=sys.stderr)
 
 
 if __name__ == "__main__":
