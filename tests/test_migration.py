@@ -3,9 +3,9 @@
 Writers increment counters in the slots being moved and record every acknowledged
 INCR; afterwards each counter equals its acknowledged increments (plus at most
 the increments whose outcome the client could not learn): no write lost, none
-applied twice. Also: ASK / ASKING / TRYAGAIN as Redis Cluster, the map published
-in the meta group and adopted by every process, and keys with TTLs and every type
-moving intact.
+applied twice, also when the source group's leader is killed mid-move. Also: ASK /
+ASKING / TRYAGAIN as Redis Cluster, the map published in the meta group and adopted by
+every process, and keys with TTLs and every type moving intact.
 """
 
 from __future__ import annotations
@@ -192,3 +192,80 @@ def test_migration_under_load_loses_and_duplicates_nothing(cluster):
     src = _leader_client(cluster, src_gid)
     assert all(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s) == 0 for s in slots)
     src.close()
+
+
+def test_migration_survives_a_killed_source_leader(cluster):
+    """kill -9 of the source group's leader while its slots move: the mover finds the new
+    leader and finishes; every acknowledged increment is there once."""
+    slots = [5000, 5001]
+    counters = [k for s in slots for k in _keys_in_slot(s, 4)]
+    probe = Mover(cluster.map)
+    src_gid = probe.current_map().owner[slots[0]]  # (the live map: earlier tests moved slots)
+    probe.close()
+    dst_gid = next(g.id for g in cluster.map.groups if g.id != src_gid)
+    acked = {k: 0 for k in counters}
+    unknown = {k: 0 for k in counters}
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def writer(mine: list[str]) -> None:
+        rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=5)
+        try:
+            i = 0
+            while not stop.is_set():
+                key = mine[i % len(mine)]
+                i += 1
+                try:
+                    rc.incr(key)
+                    with lock:
+                        acked[key] += 1
+                except (redis.exceptions.TryAgainError, redis.exceptions.AskError,
+                        redis.exceptions.MovedError, redis.exceptions.ClusterDownError):
+                    time.sleep(0.05)
+                except (redis.RedisError, OSError):
+                    with lock:
+                        unknown[key] += 1
+                    time.sleep(0.05)
+        finally:
+            rc.close()
+
+    threads = [threading.Thread(target=writer, args=(counters[i::2],), daemon=True)
+               for i in range(2)]
+    for t in threads:
+        t.start()
+    time.sleep(0.5)
+    mover = Mover(cluster.map)
+    leader = mover.leader(cluster.map.group(src_gid).members)
+    victim = cluster.process(leader)
+    errors: list[Exception] = []
+
+    def move() -> None:
+        try:
+            for slot in slots:
+                mover.migrate_slot(slot, dst_gid, batch=2)
+        except Exception as exc:  # reported below
+            errors.append(exc)
+
+    mover_thread = threading.Thread(target=move, daemon=True)
+    mover_thread.start()
+    time.sleep(0.3)
+    victim.kill9()
+    time.sleep(2.0)
+    victim.start()
+    mover_thread.join(120)
+    assert not mover_thread.is_alive(), "the mover did not finish"
+    assert not errors, errors
+    time.sleep(1.0)
+    stop.set()
+    for t in threads:
+        t.join(30)
+    mover.close()
+    cluster.wait_ready()
+    rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
+    try:
+        for key in counters:
+            value = int(rc.get(key) or 0)
+            assert acked[key] <= value <= acked[key] + unknown[key], \
+                (key, value, acked[key], unknown[key])
+    finally:
+        rc.close()

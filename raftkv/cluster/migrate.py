@@ -47,6 +47,16 @@ def as_dict(raw: object) -> dict:
     return dict(zip(items[::2], items[1::2], strict=True))
 
 
+def _redirected(exc: redis.ResponseError) -> bool:
+    """A leader change (redirect, no leader, outcome unknown): ask the leader again."""
+    if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.TryAgainError,
+                        redis.exceptions.ClusterDownError)):
+        return True
+    text = str(exc)
+    return text.startswith(("MOVED", "TRYAGAIN", "CLUSTERDOWN", "UNKNOWN")) \
+        or "leadership" in text
+
+
 class MigrationError(RuntimeError):
     pass
 
@@ -102,9 +112,7 @@ class Mover:
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 last = exc
             except redis.ResponseError as exc:
-                text = str(exc)
-                if not text.startswith(("MOVED", "TRYAGAIN", "CLUSTERDOWN", "UNKNOWN")) \
-                        and "leadership" not in text:
+                if not _redirected(exc):
                     raise
                 last = exc
             time.sleep(RETRY_SLEEP)
