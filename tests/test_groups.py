@@ -254,3 +254,26 @@ def test_proxy_mode_serves_every_groups_slots_from_one_address():
         c.close()
     finally:
         cluster.cleanup()
+
+
+def test_publish_reaches_every_process_of_every_group_once(cluster):
+    subs = []
+    for proc in cluster.procs:  # a subscriber on every process of the cluster
+        sub = proc.client(socket_timeout=10).pubsub()
+        sub.subscribe("news")
+        assert sub.get_message(timeout=5)["type"] == "subscribe"
+        subs.append(sub)
+    c = cluster.procs[0].client()
+    for i in range(3):
+        c.publish("news", f"m{i}")
+    for sub in subs:
+        got = []
+        deadline = time.monotonic() + 10
+        while len(got) < 3 and time.monotonic() < deadline:
+            msg = sub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if msg is not None:
+                got.append(msg["data"])
+        assert got == [b"m0", b"m1", b"m2"]
+        assert sub.get_message(ignore_subscribe_messages=True, timeout=0.3) is None
+        sub.close()
+    c.close()

@@ -38,6 +38,9 @@ COMMANDS = [
     C("raftkv.join", -2, "admin noscript", 0, 0, 0,
       "Makes a node started with cluster-enabled yes a member of a cluster: the map, and "
       "GROUP g to join group g as a new replica.", "7.2.0", group=K),
+    C("raftkv.fanout", 3, "pubsub loading stale fast noscript", 0, 0, 0,
+      "Delivers a PUBLISH from another slot group to this group's subscribers.", "7.2.0",
+      group=K),
     C("raft.status", 1, "admin " + _RO, 0, 0, 0,
       "Returns the Raft group as this node sees it, with each member's progress on the leader.",
       "7.2.0", group=K),

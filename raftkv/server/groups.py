@@ -46,6 +46,7 @@ class GroupDirectory:
         self._healthy_since: float | None = None
         self._last_handback = 0.0
         self.meta_leader: str | None = None
+        self._fanout: dict[str, _FanoutLink] = {}  # address -> link (PUBLISH to other groups)
 
     # --- routing -------------------------------------------------------------------------
     def leader_of(self, gid: int) -> str | None:
@@ -73,6 +74,21 @@ class GroupDirectory:
             return f"{kind} {slot} {self.address_of(int(gid))}"
         return reply
 
+    # --- PUBLISH to every group ----------------------------------------------------------
+    def fan_out(self, channel: bytes, message: bytes) -> None:
+        """PUBLISH reaches every process of the cluster: one process of each other group
+        (and of the meta group) gets ``RAFTKV.FANOUT``, delivers it to its subscribers and
+        to its own group's over the peer links. At most once, as pub/sub is."""
+        payload = encode([b"RAFTKV.FANOUT", channel, message], 2)
+        targets = [self.address_of(g.id) for g in self.map.groups if g.id != self.group.id]
+        if self.map.meta and not self.is_meta:
+            targets.append(self.meta_leader or self.map.meta[0])
+        for addr in targets:
+            link = self._fanout.get(addr)
+            if link is None:
+                link = self._fanout[addr] = _FanoutLink(addr, self.node.config)
+            link.send(payload)
+
     # --- polling ---------------------------------------------------------------------------
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -81,6 +97,9 @@ class GroupDirectory:
         if self._task is not None:
             self._task.cancel()
             self._task = None
+        for link in self._fanout.values():
+            link.close()
+        self._fanout.clear()
 
     async def _run(self) -> None:
         while True:
@@ -213,3 +232,55 @@ class GroupDirectory:
                 raft.schedule_ready()
             except Exception as exc:  # refused (a change in flight): try again later
                 log.info("hand-back refused: %s", exc)
+
+
+class _FanoutLink(asyncio.Protocol):
+    """A client connection to one process of another group carrying RAFTKV.FANOUT
+    commands (replies are discarded). Messages sent while it is not connected are
+    queued up to a bound, then dropped: pub/sub promises at most once."""
+
+    MAX_QUEUED = 10_000
+
+    def __init__(self, address: str, config: Any) -> None:
+        self.address = address
+        self.config = config
+        self.transport: asyncio.Transport | None = None
+        self.queue: list[bytes] = []
+        self.connecting = False
+
+    def send(self, payload: bytes) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(payload)
+            return
+        if len(self.queue) < self.MAX_QUEUED:
+            self.queue.append(payload)
+        if not self.connecting:
+            self.connecting = True
+            asyncio.get_running_loop().create_task(self._connect())
+
+    async def _connect(self) -> None:
+        host, port = self.address.rsplit(":", 1)
+        try:
+            await asyncio.wait_for(asyncio.get_running_loop().create_connection(
+                lambda: self, host, int(port)), IO_TIMEOUT)
+        except (OSError, TimeoutError):
+            self.queue.clear()  # unreachable: these messages are lost (at most once)
+        finally:
+            self.connecting = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        password = self.config.get("requirepass")
+        first = [encode([b"AUTH", password.encode()], 2)] if password else []
+        queued, self.queue = self.queue, []
+        self.transport.write(b"".join(first + queued))
+
+    def data_received(self, data: bytes) -> None:
+        pass  # replies (counts) are not needed
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()

@@ -199,8 +199,11 @@ class Node:
             self.raft.transport.broadcast_publish(channel, message, shard)
 
     def publish(self, channel: bytes, message: bytes, shard: bool) -> int:
-        """PUBLISH / SPUBLISH from this node: every node's subscribers; this node's count."""
+        """PUBLISH / SPUBLISH from this node: every node's subscribers (SPUBLISH: its shard's
+        only); this node's count."""
         self.broadcast_publish(channel, message, shard)
+        if self.groups is not None and not shard:
+            self.groups.fan_out(channel, message)  # the other slot groups' processes
         return self.pubsub.publish(channel, message, shard)
 
     def remote_publish(self, channel: bytes, message: bytes, shard: bool) -> None:

@@ -326,6 +326,14 @@ def raftkv_join(node, conn, argv):
     return OK
 
 
+@server_command("raftkv.fanout")
+def raftkv_fanout(node, conn, argv):
+    """A PUBLISH made in another slot group: this process's subscribers and, over the peer
+    links, its group's (never forwarded to other groups again: no loops)."""
+    node.broadcast_publish(argv[1], argv[2], False)
+    return node.pubsub.publish(argv[1], argv[2])
+
+
 @server_command("raft.leader")
 def raft_leader(node, conn, argv):
     """The address of this group's leader as this process knows it (nil: unknown)."""
