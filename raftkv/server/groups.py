@@ -108,6 +108,7 @@ class GroupDirectory:
                                        if g.id != self.group.id))
                 if self.map.meta and not self.is_meta:
                     await self._poll_meta()
+                    await self.sync_acl()
                 self._hand_back()
             except asyncio.CancelledError:
                 raise
@@ -153,6 +154,50 @@ class GroupDirectory:
                     log.info("cluster map version %d adopted", cmap.version)
                     self.adopt(cmap)
                 return
+
+    async def call_meta(self, command: list[bytes]) -> Any:
+        """A command on the meta group's leader (following MOVED): its reply or an error."""
+        order = ([self.meta_leader] if self.meta_leader else []) + \
+            [m for m in self.map.meta if m != self.meta_leader]
+        last: Any = ConnectionError("no meta group")
+        for member in order:
+            for _hop in range(2):
+                answer = await self._call(member, command)
+                text = str(answer) if isinstance(answer, Exception) else ""
+                if text.startswith("MOVED "):
+                    member = text.split()[-1]
+                    continue
+                if isinstance(answer, (OSError, TimeoutError, hiredis.ProtocolError)) or \
+                        text.startswith(("CLUSTERDOWN", "TRYAGAIN")):
+                    last = answer
+                    break
+                self.meta_leader = member
+                return answer
+        return last
+
+    async def sync_acl(self) -> None:
+        """On this group's leader: copy the meta group's users into this group's log when
+        they differ (ACL SETUSER / DELUSER / LOAD are written there), so every group
+        enforces the same users."""
+        raft = self.node.raft
+        if not raft.core.is_leader_ready():
+            return
+        lines = await self.call_meta([b"ACL", b"LIST"])
+        if not isinstance(lines, list):
+            return
+        acl = self.node.acl
+        mine = [f"user {n} {acl.users[n].describe()}".encode("latin-1")
+                for n in sorted(acl.users)]
+        if sorted(lines) == mine:
+            return
+        entry = [b"__acl", b"load"]
+        for line in lines:
+            parts = line.split(b" ", 2)
+            if len(parts) == 3 and parts[0] == b"user":
+                entry += [parts[1], parts[2]]
+        log.info("copying %d users from the meta group into group %d", len(lines),
+                 self.group.id)
+        raft.propose_internal([entry], 0)
 
     def adopt(self, cmap: ClusterMap) -> None:
         """Route by a newer map: slot owners may differ, groups may have been added."""

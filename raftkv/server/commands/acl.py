@@ -22,6 +22,7 @@ from raftkv.server.acl import (
     hash_password,
     set_user,
 )
+from raftkv.server.dispatch import DEFERRED
 from raftkv.server.registry import server_command
 from raftkv.statemachine.args import parse_int
 
@@ -72,10 +73,38 @@ def _replicate(node, conn, entry: list[bytes]):
     return node.write(conn, [entry])
 
 
+def _forward_to_meta(node, conn, argv):
+    """Several slot groups: users are written through the meta group (every group's leader
+    copies the meta group's users into its own log, see GroupDirectory.sync_acl)."""
+    import asyncio
+
+    from raftkv.server.resp import encode, encode_error
+
+    if conn.last_command == "exec":
+        raise CommandError("ERR ACL SETUSER, DELUSER and LOAD cannot run inside MULTI "
+                           "on a cluster")
+    pending = conn.emit_pending(is_write=True)
+
+    async def run() -> None:
+        reply = await node.groups.call_meta(list(argv))
+        if isinstance(reply, Exception):
+            text = str(reply)
+            pending.resolve(encode_error(text if text[:1].isupper() and " " in text
+                                         else f"CLUSTERDOWN the meta group: {text}"))
+        else:
+            pending.resolve(encode(reply, conn.resp))
+
+    asyncio.get_running_loop().create_task(run())
+    return DEFERRED
+
+
 @server_command("acl")
 def acl(node, conn, argv):  # noqa: C901 - one branch per subcommand
     manager = node.acl
     sub = argv[1].lower()
+    if sub in (b"setuser", b"deluser", b"load") and node.groups is not None \
+            and not node.groups.is_meta:
+        return _forward_to_meta(node, conn, argv)
     if sub == b"setuser":
         return _setuser(node, conn, argv)
     if sub == b"deluser":
