@@ -269,3 +269,36 @@ def test_migration_survives_a_killed_source_leader(cluster):
                 (key, value, acked[key], unknown[key])
     finally:
         rc.close()
+
+
+def test_a_move_left_half_done_is_finished_before_another(cluster):
+    """A move interrupted after some keys went to group B, then asked to go elsewhere (here:
+    back to its owner): the mover finishes the move to B first, so no key is stranded."""
+    slot = 6000
+    keys = _keys_in_slot(slot, 4)
+    probe = Mover(cluster.map)
+    live = probe.current_map()
+    src_gid = live.owner[slot]
+    dst_gid = next(g.id for g in live.groups if g.id != src_gid)
+    src, dst = _leader_client(cluster, src_gid), _leader_client(cluster, dst_gid)
+    try:
+        for k in keys:
+            src.incr(k)
+        src_id = src.execute_command("CLUSTER", "MYID").decode()
+        dst_id = dst.execute_command("CLUSTER", "MYID").decode()
+        dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+        src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+        assert probe._move_key(keys[0].encode(), live.group(src_gid).members,
+                               live.group(dst_gid).members) == 1  # one key is in B now
+        probe.migrate_slot(slot, src_gid)  # finishes A -> B, then moves B -> A
+        assert probe.current_map().owner[slot] == src_gid
+        rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
+        try:
+            assert [rc.get(k) for k in keys] == [b"1"] * len(keys)
+        finally:
+            rc.close()
+        assert dst.execute_command("CLUSTER", "COUNTKEYSINSLOT", slot) == 0
+    finally:
+        probe.close()
+        src.close()
+        dst.close()

@@ -173,9 +173,16 @@ class Mover:
             self._on_leader(self.map.meta, "GET", MAP_KEY) is not None
         cmap = self.current_map()
         source = cmap.owner[slot]
-        if source == target:
-            return 0
         src_members = cmap.group(source).members
+        _owner, unfinished, _importing = self._on_leader(src_members, "RAFT.SLOTSTATE", slot)
+        if source == target and unfinished == -1:
+            return 0
+        if unfinished not in (-1, target):
+            # A move to another group was left half done (its keys are there already):
+            # finish it first, then move on from that group.
+            self.log(f"slot {slot}: finishing the move to group {unfinished} left half done")
+            self.migrate_slot(slot, unfinished, batch)
+            return self.migrate_slot(slot, target, batch)
         dst_members = cmap.group(target).members
         src_id, dst_id = node_id(src_members[0]), node_id(dst_members[0])
         self._on_leader(dst_members, "CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)

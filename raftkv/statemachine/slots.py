@@ -133,9 +133,17 @@ def setslot(ctx: Context, args: list[bytes]) -> Any:
         state.importing.pop(slot, None)
         return "OK"
     gid = parse_int(args[2], "ERR Invalid group")
+    # A slot half moved to one group must not start moving to another: the keys already
+    # moved would be left behind (the mover finishes the first move instead).
     if what == b"migrating":
+        if state.migrating.get(slot, gid) != gid:
+            return ErrorReply(f"ERR slot {slot} is already migrating to group "
+                              f"{state.migrating[slot]}: finish that move first")
         state.migrating[slot] = gid
     elif what == b"importing":
+        if state.importing.get(slot, gid) != gid:
+            return ErrorReply(f"ERR slot {slot} is already importing from group "
+                              f"{state.importing[slot]}: finish that move first")
         state.importing[slot] = gid
     elif what == b"node":
         state.migrating.pop(slot, None)

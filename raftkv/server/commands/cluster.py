@@ -247,6 +247,19 @@ def _setslot(node, conn, argv):
     return node.write(conn, [[b"__setslot", b"%d" % slot, what, b"%d" % gid]])
 
 
+@server_command("raft.slotstate")
+def raft_slotstate(node, conn, argv):
+    """[owner group, migrating to, importing from] of a slot as this group has applied
+    them (-1: none): the mover resumes a move left half done."""
+    from raftkv.statemachine.slots import state_of
+
+    slot = parse_int(argv[1], "ERR Invalid or out of range slot")
+    if not 0 <= slot < SLOTS:
+        raise CommandError("ERR Invalid or out of range slot")
+    state = state_of(node.sm)
+    return [state.owner_of(slot), state.migrating.get(slot, -1), state.importing.get(slot, -1)]
+
+
 @server_command("raft.dumpkey")
 def raft_dumpkey(node, conn, argv):
     """[payload or nil, absolute expiry in ms or -1, applied index]: the key as this
