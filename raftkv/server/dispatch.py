@@ -205,10 +205,10 @@ class Dispatcher:
         conn.asking = False  # ASKING holds for the next command only
         slot = key_slot(keys[0])
         state = self.slot_state
-        owner = state.overrides.get(slot)
-        if owner is None:
-            owner = directory.owner[slot]
-        if owner == directory.group.id:
+        mine = directory.group.id
+        # Whether the slot is this group's is the group's own replicated state (every
+        # move involving it is there); where else it lives, the meta group's map says.
+        if state.owner_of(slot) == mine:
             target = state.migrating.get(slot)
             if target is None or spec.is_write:  # (a write is decided where it applies)
                 return None
@@ -220,6 +220,9 @@ class Dispatcher:
             return directory.ask(slot, target) if present == 0 else slot_rules.TRYAGAIN
         if asking and slot in state.importing:
             return None
+        owner = directory.owner[slot]
+        if owner == mine:  # the map has not caught up with a move away from this group
+            owner = state.owner_of(slot)
         return directory.moved_to(slot, owner)
 
     def _reject(self, conn: Connection, text: str, queueing: bool = False,

@@ -126,11 +126,13 @@ class Node:
                 raise SystemExit("cluster-peers and the cluster map disagree on the members")
             peers = list(group.members)
             group_id = group.id
+            from raftkv.cluster.groupmap import META_GROUP
             from raftkv.statemachine.slots import state_of
 
-            slot_state = state_of(self.sm)  # before the snapshot loads its overrides
-            slot_state.group = group.id
-            slot_state.owner = bytearray(cmap.owner)
+            if group.id != META_GROUP:  # (the meta group owns no slot: no slot rules)
+                slot_state = state_of(self.sm)  # before the snapshot loads its overrides
+                slot_state.group = group.id
+                slot_state.owner = bytearray(cmap.owner)
         if peers:
             from raftkv.server.raft_group import RaftGroup
 

@@ -60,7 +60,11 @@ class SlotState:
 
     @property
     def active(self) -> bool:
-        return bool(self.migrating or self.importing or self.overrides)
+        """Whether entries are applied under the slot rules: always in a multi-group
+        cluster (a write for a slot this group does not own must never apply, even when
+        a process routed it here from a stale map), never on a single group."""
+        return self.owner is not None or bool(self.migrating or self.importing or
+                                               self.overrides)
 
     def owner_of(self, slot: int) -> int:
         gid = self.overrides.get(slot)

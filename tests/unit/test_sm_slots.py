@@ -50,3 +50,13 @@ def test_a_half_done_move_cannot_be_pointed_elsewhere():
         ErrorReply("ERR slot 5 is already importing from group 0: finish that move first")
     assert _apply(target, 3, b"__setslot", b"5", b"stable") == "OK"
     assert _apply(target, 4, b"__setslot", b"5", b"importing", b"2") == "OK"
+
+
+def test_a_write_for_a_slot_the_group_does_not_own_never_applies():
+    """Even with no migration in flight (a process routed it here from a stale map)."""
+    sm = _sm(1)  # group 1; group 0 owns every slot
+    key = b"x"
+    assert _apply(sm, 1, b"incr", key) == ErrorReply(f"MOVED {key_slot(key)} 0")
+    assert sm.dbs[0].get(key, 2000) is None
+    other = StateMachine()  # a single group: no slot rules at all
+    assert _apply(other, 1, b"incr", key) == 1
