@@ -189,6 +189,15 @@ class StateMachine:
         ctx = Context(self, self.dbs[db], now, seed, False, resp, client)
         if getattr(client, "no_touch", False):
             ctx.touch_keys = False  # CLIENT NO-TOUCH (TOUCH itself still touches)
+        slot_state = self.__dict__.get("slot_state")
+        if slot_state is not None and slot_state.active:
+            # A read runs under the slot rules at the state it reads: a key moved away
+            # between routing and now is ASKed for, never read as missing.
+            from raftkv.statemachine.slots import guard
+
+            refused = guard(ctx, argv, slot_state)
+            if refused is not None:
+                return refused
         return self.run(ctx, argv)
 
     def read_many(self, db: int, commands: list[list[bytes]], now: int, seed: int,

@@ -60,3 +60,14 @@ def test_a_write_for_a_slot_the_group_does_not_own_never_applies():
     assert sm.dbs[0].get(key, 2000) is None
     other = StateMachine()  # a single group: no slot rules at all
     assert _apply(other, 1, b"incr", key) == 1
+
+
+def test_reads_are_asked_for_once_their_key_moved():
+    sm = _sm(0)
+    key = b"{r}k"
+    slot = key_slot(key)
+    assert _apply(sm, 1, b"set", key, b"v") == "OK"
+    assert _apply(sm, 2, b"__setslot", b"%d" % slot, b"migrating", b"1") == "OK"
+    assert sm.read(0, [b"get", key], 1000, 1) == b"v"
+    assert _apply(sm, 3, b"__delifunchanged", key, b"2") == 1
+    assert sm.read(0, [b"get", key], 1000, 1) == ErrorReply(f"ASK {slot} 1")
