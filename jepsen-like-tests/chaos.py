@@ -43,6 +43,10 @@ MIXES = {
     # linearizable (lease reads would not: see README).
     "slow-leader": ["--nodes", "3", "--nemesis", "slow-leader,kill", "--slow-node", "0.5",
                     "--op-timeout", "2", "--hop", "0.5"],
+    # 3 slot groups (+ the meta group): slots the workloads' keys live in move between
+    # groups every few seconds while processes are killed / paused.
+    "groups-migrate-kill": ["--nodes", "3", "--groups", "3", "--nemesis", "migrate,kill"],
+    "groups-migrate-pause": ["--nodes", "3", "--groups", "3", "--nemesis", "migrate,pause"],
 }
 
 
@@ -72,9 +76,9 @@ def main() -> int:
             results.append((name, s, code))
     bad = [x for x in results if x[2] == 1]
     unknown = [x for x in results if x[2] == 2]
-    print(f"\n{'mix':<18} {'seed':>10}  verdict")
+    print(f"\n{'mix':<22} {'seed':>10}  verdict")
     for name, s, code in results:
-        print(f"{name:<18} {s:>10}  {['ok', 'ANOMALIES', 'unknown/harness error'][code]}")
+        print(f"{name:<22} {s:>10}  {['ok', 'ANOMALIES', 'unknown/harness error'][code]}")
     print(f"{len(results)} runs, {len(bad)} anomalies"
           + (f", {len(unknown)} unknown or harness errors" if unknown else "")
           + f" ({time.monotonic() - started:.0f} s)")

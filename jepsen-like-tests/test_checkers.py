@@ -345,3 +345,42 @@ def test_bank_wrong_total_is_caught():
     assert sets.check_bank(h.ops, 200, 2).valid
     h.inv(1, "read", key=None).ok(1, [95, 100])  # half a transfer seen
     assert [a["type"] for a in sets.check_bank(h.ops, 200, 2).anomalies] == ["wrong-total"]
+
+
+# --- multi-group client (run.py --groups G) --------------------------------------------------------
+def test_slot_migration_replies_are_retries_not_outcomes():
+    """A -MOVED, -ASK or -TRYAGAIN ...rehashing (at dispatch, or where the entry applied)
+    means nothing was applied: the op is retried, never recorded as an outcome; ASKING goes
+    where it reaches the command; the workloads' keys lie in every group's slots."""
+    from jlt.client import Indefinite, Redirect, TryAgain, classify, refused_exec, with_asking
+    from jlt.resp import RespError
+    from jlt.workloads import spread_tags, tag_slots
+
+    from raftkv.cluster.groupmap import even_ranges
+
+    ask = classify(RespError("ASK 9220 127.0.0.1:7102"), write=True)
+    assert isinstance(ask, Redirect) and ask.ask and ask.port == 7102
+    moved = classify(RespError("MOVED 9220 127.0.0.1:7002"), write=True)
+    assert isinstance(moved, Redirect) and not moved.ask and moved.port == 7002
+    rehashing = RespError("TRYAGAIN Multiple keys request during rehashing of slot")
+    assert isinstance(classify(rehashing, write=True), TryAgain)
+    unknown = RespError("TRYAGAIN write outcome unknown: leadership was lost")
+    assert isinstance(classify(unknown, write=True), Indefinite)
+    # EXEC whose entry applied nothing (every reply a refusal) vs. an error inside EXEC
+    assert isinstance(refused_exec([rehashing] * 3), TryAgain)
+    assert isinstance(refused_exec([RespError("ASK 1 127.0.0.1:7000")]), Redirect)
+    assert refused_exec([b"OK", rehashing]) is None
+    assert refused_exec([RespError("WRONGTYPE Operation against a key")]) is None
+    assert refused_exec(None) is None
+    # ASKING before each keyed command and before MULTI (it reaches the first queued one)
+    sent, keep = with_asking([["WATCH", "k"], ["GET", "k"]])
+    assert sent == [["ASKING"], ["WATCH", "k"], ["ASKING"], ["GET", "k"]] and keep == [1, 3]
+    sent, keep = with_asking([["MULTI"], ["SET", "k", 1], ["EXEC"]])
+    assert sent == [["ASKING"], ["MULTI"], ["SET", "k", 1], ["EXEC"]] and keep == [1, 2, 3]
+    assert with_asking([["MULTI"], ["RPUSH", "{t}a", 1], ["LRANGE", "{t}b", 0, -1],
+                        ["EXEC"]]) is None  # a queued ASKING would only run at EXEC
+    slots = tag_slots(spread_tags("jr", 6, 3))
+    ranges = even_ranges(3)
+    assert [next(g for g, (a, b) in enumerate(ranges) if a <= s <= b) for s in slots] == \
+        [0, 1, 2, 0, 1, 2]
+    assert len(set(slots)) == 6

@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import time
+from typing import Any
 
 from jlt.proxy import ProxyNet
 from jlt.resp import RespConn, RespError
@@ -55,7 +56,11 @@ def _ports_free(ports: list[int]) -> bool:
 
 
 def pick_base_port(n: int, rng: random.Random) -> int:
-    span = n + OFFSET_STEP * (n + 1)
+    return pick_block(n + OFFSET_STEP * (n + 1), rng)
+
+
+def pick_block(span: int, rng: random.Random) -> int:
+    """The first of ``span`` consecutive free ports in 20000-30000."""
     for _ in range(500):
         base = rng.randrange(20000, 30000 - span)
         if _ports_free(list(range(base, base + span))):
@@ -78,6 +83,10 @@ class Node:
     @property
     def id(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def name(self) -> str:
+        return f"n{self.index}"
 
     @property
     def alive(self) -> bool:
@@ -284,6 +293,201 @@ class Cluster:
             commits = [int(i["commit_index"]) for i in live if i.get("role") == "leader"]
             if commits and len(live) == sum(1 for nd in self.nodes if nd.alive) and \
                     all(int(i["applied_index"]) >= max(commits) for i in live):
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+
+META = "meta"  # the meta group's key in GroupCluster.members
+
+
+class Proc(Node):
+    """One process of a multi-group cluster: the replica of slot group ``group`` (or of
+    the meta group, ``META``) on node ``index``. The processes of one node share that
+    node's fake wall clock (``faketime_file``)."""
+
+    def __init__(self, index: int, group: int | str, port: int, cluster_port: int,
+                 proc_dir: str, faketime_file: str) -> None:
+        super().__init__(index, port, cluster_port, proc_dir)
+        self.group = group
+        self.faketime_file = faketime_file
+
+    @property
+    def name(self) -> str:
+        return f"n{self.index}" + ("m" if self.group == META else f"g{self.group}")
+
+    def __repr__(self) -> str:
+        return f"{self.name}(:{self.port})"
+
+
+class GroupCluster(Cluster):
+    """``n`` nodes x ``groups`` slot groups, plus a meta group on the first min(3, n)
+    nodes: one raftkv-server per group replica, all started with one ``--cluster-map``
+    (``raftkv.cluster.groupmap.layout``: every group has a replica on every node, its
+    preferred leader on node ``g mod n``).
+
+    Ports: the ``P`` processes listen on ``base .. base+P-1``; every process of node
+    ``i`` has the peer offset ``P * (i + 1)``, so a process of node ``j`` dials the
+    process on port ``q`` at ``q + P * (j + 1)``: the proxy of the link ``j -> i``
+    (keyed by node, so that a partition cuts every group's link between two nodes), or,
+    for ``i == j``, nobody (a group has one replica per node). Client traffic (the
+    harness, the processes asking each other ``RAFT.LEADER`` and the meta group's map,
+    the mover) is not proxied, as clients are not partitioned in the one-group case."""
+
+    def __init__(self, n: int, groups: int, store: str, rng: random.Random,
+                 extra_args: list[str] | None = None, faketime: bool = False,
+                 root: str = ROOT) -> None:
+        from raftkv.cluster.groupmap import layout
+
+        if n < 1 or n > 9:
+            raise ValueError("1..9 nodes")
+        if groups < 2:
+            raise ValueError("a GroupCluster has 2 or more slot groups")
+        self.n = n
+        self.groups = groups
+        self.root = root
+        self.store = store
+        self.extra_args = list(extra_args or [])
+        self.slow: dict[int, float] = {}
+        self.libfaketime = find_libfaketime() if faketime else None
+        specs: list[tuple[int, int | str]] = [(i, g) for i in range(n) for g in range(groups)]
+        specs += [(i, META) for i in range(min(3, n))]
+        self.span = len(specs)
+        base = pick_block(self.span * (n + 1), rng)
+        self.nodes: list[Node] = []
+        for k, (i, g) in enumerate(specs):
+            port = base + k
+            node_dir = os.path.join(store, "nodes", f"n{i}")
+            proc_dir = os.path.join(node_dir, "meta" if g == META else f"g{g}")
+            os.makedirs(proc_dir, exist_ok=True)
+            self.nodes.append(Proc(i, g, port, port + self.span * (i + 1), proc_dir,
+                                   os.path.join(node_dir, "faketime.rc")))
+        by_key = {(p.index, p.group): p for p in self.procs}
+        ports = [[by_key[i, g].port for g in range(groups)] for i in range(n)]
+        self.map = layout("127.0.0.1", ports, n, [p.port for p in self.procs if p.group == META])
+        self.map_path = os.path.join(store, "cluster-map.json")
+        with open(self.map_path, "w") as f:
+            f.write(self.map.to_json())
+        by_addr = {p.id: p for p in self.procs}
+        # group id (or META) -> its processes, the preferred leader first
+        self.members: dict[int | str, list[Proc]] = {
+            g.id: [by_addr[m] for m in g.members] for g in self.map.groups}
+        self.members[META] = [by_addr[m] for m in self.map.meta]
+        self.peers = ""
+        self.net = ProxyNet()
+        for procs in self.members.values():
+            for dst in procs:
+                for src in procs:
+                    if src is not dst:
+                        self.net.add_link(src.index, dst.index,
+                                          dst.port + self.span * (src.index + 1), dst.cluster_port)
+        self._probe_keys: dict[int, str] = {}
+
+    @property
+    def procs(self) -> list[Proc]:
+        return self.nodes  # type: ignore[return-value]
+
+    @property
+    def slot_procs(self) -> list[Proc]:
+        """The processes that serve keys (not the meta group's)."""
+        return [p for p in self.procs if p.group != META]
+
+    def command(self, node: Node) -> list[str]:
+        return [server_python(), "-m", "raftkv.server.main", "--port", str(node.port),
+                "--dir", node.dir, "--save", "", "--cluster-map", self.map_path,
+                "--cluster-port", str(node.cluster_port), *self.extra_args]
+
+    # --- introspection ------------------------------------------------------------------------------
+    async def group_leader(self, gid: int | str) -> Proc | None:
+        procs = self.members[gid]
+        infos = await asyncio.gather(*(self.raft_info(p) for p in procs))
+        best, best_term = None, -1
+        for p, info in zip(procs, infos, strict=True):
+            if info and info.get("role") == "leader" and int(info.get("term", 0)) > best_term:
+                best, best_term = p, int(info.get("term", 0))
+        return best
+
+    async def leader(self) -> Node | None:
+        return await self.group_leader(0)
+
+    async def current_map(self) -> Any:
+        """The meta group's map (the initial map while none is stored); None when no
+        meta process answers."""
+        from raftkv.cluster.groupmap import ClusterMap
+
+        for p in self.members[META]:
+            if not p.alive or p.paused:
+                continue
+            try:
+                c = await RespConn.connect(p.port, timeout=0.5)
+            except (OSError, TimeoutError):
+                continue
+            try:
+                r = await c.cmd("GET", "raftkv:map", timeout=2.0)
+            except Exception:  # noqa: BLE001 - try the next one
+                continue
+            finally:
+                c.close()
+            if r is None:
+                return self.map
+            if isinstance(r, bytes):
+                return ClusterMap.parse(r.decode())
+        return None
+
+    def _probe_key(self, slot: int) -> str:
+        from raftkv.cluster.slots import key_slot
+
+        key = self._probe_keys.get(slot)
+        if key is None:
+            key = next(f"jlt:probe:{i}" for i in range(10 ** 7)
+                       if key_slot(f"jlt:probe:{i}".encode()) == slot)
+            self._probe_keys[slot] = key
+        return key
+
+    async def wait_leader(self, timeout: float = 20.0) -> Node:
+        """Every group (the meta group too) has a leader that commits (a write to a slot
+        it owns succeeds); returns group 0's."""
+        deadline = time.monotonic() + timeout
+        for gid in self.members:
+            if gid != 0:
+                await self._wait_group_leader(gid, deadline)
+        return await self._wait_group_leader(0, deadline)
+
+    async def _wait_group_leader(self, gid: int | str, deadline: float) -> Proc:
+        while time.monotonic() < deadline:
+            nd = await self.group_leader(gid)
+            if nd is not None:
+                key = "jlt:probe"
+                if gid != META:
+                    cmap = await self.current_map() or self.map
+                    slots = cmap.group(gid).slots
+                    key = self._probe_key(slots[-1][1] if slots else 0)
+                try:
+                    c = await RespConn.connect(nd.port, timeout=0.5)
+                    try:
+                        if await c.cmd("SET", key, "1", timeout=1.0) == b"OK":
+                            return nd
+                    finally:
+                        c.close()
+                except Exception:  # noqa: BLE001
+                    pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"group {gid}: no leader that commits in time")
+
+    async def wait_converged(self, timeout: float = 20.0) -> bool:
+        """In every group, every live replica has applied its leader's commit index."""
+        deadline = time.monotonic() + timeout
+        pending = list(self.members)
+        while time.monotonic() < deadline:
+            for gid in list(pending):
+                procs = self.members[gid]
+                infos = await asyncio.gather(*(self.raft_info(p) for p in procs))
+                live = [i for i in infos if i]
+                commits = [int(i["commit_index"]) for i in live if i.get("role") == "leader"]
+                if commits and len(live) == sum(1 for p in procs if p.alive) and \
+                        all(int(i["applied_index"]) >= max(commits) for i in live):
+                    pending.remove(gid)
+            if not pending:
                 return True
             await asyncio.sleep(0.1)
         return False

@@ -21,6 +21,11 @@ one target at random (seeded):
   timers use is left alone): bump one or more nodes' clocks by up to +-60 s,
   or strobe a node's clock back and forth every 50 ms; reset at the end.
 
+- ``migrate`` (``--groups > 1`` only, :class:`GroupNemesis`): slots the
+  workloads' keys live in move between slot groups all through the run, on a
+  thread of their own, while the other kinds fault processes (per process or
+  per node) on their schedule.
+
 Every event goes into the history as a ``nemesis`` info op, and the windows
 are kept for the plots.
 """
@@ -29,14 +34,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from typing import Any
 
-from jlt.cluster import Cluster, Node
+from jlt.cluster import Cluster, GroupCluster, Node, Proc
 from jlt.history import History
 from jlt.resp import RespConn
 
-KINDS = ("kill", "pause", "partition", "clock", "slow-leader")
+KINDS = ("kill", "pause", "partition", "clock", "slow-leader", "migrate")
 TARGETS = {
     "kill": ("one", "leader", "majority", "all"),
     "pause": ("leader", "one", "majority"),
@@ -44,9 +50,19 @@ TARGETS = {
     "clock": ("bump", "bump-all", "strobe"),
     "slow-leader": ("isolate",),
 }
+# --groups > 1 (GroupNemesis): a group is a random slot group or the meta group.
+GROUP_TARGETS = {
+    "kill": ("one", "leader", "majority", "node", "all"),
+    "pause": ("one", "leader", "majority", "node"),
+    "partition": ("isolate-leader", "isolate-one", "halves", "ring", "bridge"),
+    "clock": ("bump", "bump-all", "strobe"),
+    "migrate": ("slots",),
+}
 
 
 class Nemesis:
+    targets = TARGETS
+
     def __init__(self, cluster: Cluster, history: History, rng: random.Random, kinds: list[str],
                  quiet: tuple[float, float] = (3.0, 6.0), fault: tuple[float, float] = (4.0, 10.0),
                  log: Any = print) -> None:
@@ -59,9 +75,13 @@ class Nemesis:
             kind, _, target = k.partition(":")
             if kind not in KINDS:
                 raise ValueError(f"unknown nemesis {kind!r}; choose from {KINDS}")
+            if kind not in self.targets:
+                raise ValueError(f"nemesis {kind!r} is not available here; choose from "
+                                 f"{tuple(self.targets)}")
             if target:
-                if target not in TARGETS[kind]:
-                    raise ValueError(f"unknown {kind} target {target!r}; choose from {TARGETS[kind]}")
+                if target not in self.targets[kind]:
+                    raise ValueError(f"unknown {kind} target {target!r}; choose from "
+                                     f"{self.targets[kind]}")
                 self.only.setdefault(kind, []).append(target)
         self.kinds = sorted({k.partition(":")[0] for k in kinds})
         self.quiet = quiet
@@ -97,22 +117,38 @@ class Nemesis:
             started = self.history.now()
             label = f"{kind}:{target}"
             try:
-                ld = await self.cluster.leader()
-                self.leader_before = ld.index if ld is not None else None
+                self.leader_before = await self._leader_before()
                 what = await self.start(kind, target)
             except Exception as exc:  # noqa: BLE001 - a fault that could not start is logged
                 self.errors.append(f"{label}: {exc}")
                 self.log(f"nemesis: {label} failed to start: {exc}")
                 continue
             self.current = label
-            was = "none" if self.leader_before is None else f"n{self.leader_before}"
-            self.log(f"nemesis: {label} {what} for {duration:.1f}s (leader was {was})")
+            self.log(f"nemesis: {label} {what} for {duration:.1f}s (leader was "
+                     f"{self._describe_leader()})")
             await asyncio.sleep(min(duration, max(0.0, stop_at - time.monotonic())))
             await self.heal()
             self.windows.append((started, self.history.now(), label))
 
+    async def _leader_before(self) -> Any:
+        ld = await self.cluster.leader()
+        return ld.index if ld is not None else None
+
+    def _describe_leader(self) -> str:
+        return "none" if self.leader_before is None else f"n{self.leader_before}"
+
+    async def settle(self) -> None:
+        """After the load and the last heal: finish what the nemesis left half done."""
+
+    def _machines(self) -> list[Node]:
+        """One process per node (whose wall clock the clock nemesis moves)."""
+        return self.cluster.nodes
+
+    def _node_indices(self) -> list[int]:
+        return [nd.index for nd in self.cluster.nodes]
+
     def _targets(self, kind: str) -> tuple[str, ...]:
-        ts = tuple(self.only.get(kind, TARGETS[kind]))
+        ts = tuple(self.only.get(kind, self.targets[kind]))
         if kind == "partition" and self.cluster.n < 5:
             ts = tuple(t for t in ts if t != "ring") or ("halves",)
         if kind == "kill" and self.cluster.n < 3:
@@ -192,7 +228,7 @@ class Nemesis:
         return f"isolated the slow leader {slow} (clock x{c.slow[slow.index]})"
 
     async def _partition(self, target: str) -> tuple[list[list[int]], list[tuple[int, int]]]:
-        idx = [nd.index for nd in self.cluster.nodes]
+        idx = self._node_indices()
         n = len(idx)
         if target in ("isolate-leader", "isolate-one"):
             alone = (await self._leader()).index if target == "isolate-leader" \
@@ -222,7 +258,7 @@ class Nemesis:
     def _clock(self, target: str) -> str:
         c = self.cluster
         if target == "strobe":
-            nd = self.rng.choice(c.nodes)
+            nd = self.rng.choice(self._machines())
             delta = self.rng.uniform(0.05, 30.0)
 
             async def strobe() -> None:
@@ -236,7 +272,7 @@ class Nemesis:
             self.history.nemesis("clock-strobe", leader=self.leader_before,
                                  value={"node": nd.index, "delta": round(delta, 3)})
             return f"strobing {nd} by {delta:.2f}s"
-        vs = c.nodes if target == "bump-all" else [self.rng.choice(c.nodes)]
+        vs = self._machines() if target == "bump-all" else [self.rng.choice(self._machines())]
         offsets = {}
         for nd in vs:
             off = self.rng.choice((-1, 1)) * self.rng.uniform(0.1, 60.0)
@@ -281,3 +317,223 @@ class Nemesis:
         except Exception as exc:  # noqa: BLE001
             self.errors.append(f"restart of {nd} failed: {exc}")
             self.log(f"nemesis: restart of {nd} failed: {str(exc)[:500]}")
+
+
+class GroupNemesis(Nemesis):
+    """The nemesis of a multi-group cluster (``run.py --groups G``), per process.
+
+    - ``kill`` / ``pause``: ``one`` (a random replica of a random group, the meta group
+      among them), ``leader`` (a random group's leader), ``majority`` (of a random
+      group), ``node`` (every process of one node), ``all`` (kill only);
+    - ``partition``: between nodes, as with one group (the proxies cut every group's
+      links between the nodes of different sides); ``isolate-leader`` isolates the node
+      of a random group's leader;
+    - ``clock``: per node (its processes share one fake wall clock);
+    - ``migrate``: not a window but a thread of its own, concurrent with the other
+      faults: every ``migrate_every`` seconds 1-3 of the workloads' slots move to
+      another group (``raftkv.cluster.migrate.Mover``, one slot at a time; half of the
+      picks send a slot that is away back to its initial group); each move
+      is an info event ``migrate`` in the history, then ``migrated`` or
+      ``migrate-failed``. A failed move (a group or the meta group stayed without
+      leader through the mover's retries) is resumed to the same group before that
+      slot moves again, and finished after the load (``settle``).
+    """
+
+    targets = GROUP_TARGETS
+
+    def __init__(self, cluster: GroupCluster, history: History, rng: random.Random,
+                 kinds: list[str], quiet: tuple[float, float] = (3.0, 6.0),
+                 fault: tuple[float, float] = (4.0, 10.0), log: Any = print,
+                 migrate_every: tuple[float, float] = (1.0, 4.0)) -> None:
+        super().__init__(cluster, history, rng, kinds, quiet, fault, log)
+        self.cluster: GroupCluster = cluster
+        self.migrating = "migrate" in self.kinds
+        if self.migrating:
+            self.kinds.remove("migrate")
+        self.mrng = random.Random(rng.random())  # the migrations' own draws
+        self.migrate_every = migrate_every
+        self.slots: list[int] = []  # the slots the workloads' keys live in
+        self.pending: dict[int, int] = {}  # slot -> the group a failed move was going to
+        self.moves = {"ok": 0, "failed": 0, "keys": 0}
+        self._mover: Any = None
+        self._task: asyncio.Task | None = None
+
+    # --- who --------------------------------------------------------------------------------
+    async def _leader_before(self) -> Any:
+        leaders = await asyncio.gather(*(self.cluster.group_leader(g)
+                                         for g in self.cluster.members))
+        return {str(g): (p.name if p is not None else None)
+                for g, p in zip(self.cluster.members, leaders, strict=True)}
+
+    def _describe_leader(self) -> str:
+        return ",".join(f"{g}:{p or '-'}" for g, p in (self.leader_before or {}).items())
+
+    def _machines(self) -> list[Node]:
+        firsts: dict[int, Node] = {}
+        for p in self.cluster.procs:
+            firsts.setdefault(p.index, p)
+        return [firsts[i] for i in sorted(firsts)]
+
+    def _node_indices(self) -> list[int]:
+        return list(range(self.cluster.n))
+
+    def _group(self) -> int | str:
+        return self.rng.choice(list(self.cluster.members))
+
+    async def _leader(self) -> Node:
+        gid = self._group()
+        nd = await self.cluster.group_leader(gid)
+        if nd is None:
+            nd = self.rng.choice([p for p in self.cluster.members[gid] if p.alive]
+                                 or self.cluster.members[gid])
+        return nd
+
+    async def _victims(self, target: str) -> list[Proc]:
+        c = self.cluster
+        if target == "one":
+            return [self.rng.choice(c.members[self._group()])]
+        if target == "leader":
+            return [await self._leader()]  # type: ignore[list-item]
+        if target == "majority":
+            members = c.members[self._group()]
+            return self.rng.sample(members, len(members) // 2 + 1)
+        if target == "node":
+            i = self.rng.randrange(c.n)
+            return [p for p in c.procs if p.index == i]
+        if target == "all":
+            return list(c.procs)
+        raise ValueError(target)
+
+    async def start(self, kind: str, target: str) -> str:
+        c = self.cluster
+        if kind == "kill":
+            vs = await self._victims(target)
+            for p in vs:
+                c.kill9(p)
+            self.killed = vs
+            self.history.nemesis("kill", leader=self.leader_before, value=[p.name for p in vs])
+            return f"killed {vs}"
+        if kind == "pause":
+            vs = await self._victims(target)
+            for p in vs:
+                c.pause(p)
+            self.paused = vs
+            self.history.nemesis("pause", leader=self.leader_before, value=[p.name for p in vs])
+            return f"paused {vs}"
+        return await super().start(kind, target)
+
+    # --- migrations --------------------------------------------------------------------------
+    async def run(self, stop_at: float) -> None:
+        if self.migrating and self.slots:
+            self._task = asyncio.ensure_future(self._migrations(stop_at))
+        await super().run(stop_at)
+
+    def mover(self) -> Any:
+        if self._mover is None:
+            from raftkv.cluster.migrate import Mover
+
+            self._mover = Mover(self.cluster.map, timeout=5.0)
+        return self._mover
+
+    async def _in_thread(self, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` on a daemon thread (redis-py, blocking), awaited here: the
+        schedule of the other faults and the clients go on meanwhile. A daemon thread,
+        so that a move stuck at teardown cannot hold the harness's exit."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future = loop.create_future()
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is not None:
+                fut.set_exception(exc)
+            else:
+                fut.set_result(result)
+
+        def body() -> None:
+            try:
+                result, exc = fn(*args), None
+            except BaseException as e:  # noqa: BLE001 - handed to the event loop
+                result, exc = None, e
+            try:
+                loop.call_soon_threadsafe(done, result, exc)
+            except RuntimeError:  # the loop is gone (teardown)
+                pass
+
+        threading.Thread(target=body, name="jlt-mover", daemon=True).start()
+        return await fut
+
+    async def _migrations(self, stop_at: float) -> None:
+        while True:
+            await asyncio.sleep(min(self.mrng.uniform(*self.migrate_every),
+                                    max(0.0, stop_at - time.monotonic())))
+            if time.monotonic() >= stop_at - 1.0:
+                return
+            try:
+                cmap = await self._in_thread(lambda: self.mover().current_map())
+            except Exception as exc:  # noqa: BLE001 - the meta group is down: next round
+                self.log(f"nemesis: migrate: no map from the meta group: {exc}")
+                continue
+            # Half the picks send a slot that is away back to the group that owned it in
+            # the initial map (each group's log keeps only the moves it took part in, so
+            # "back home" and "elsewhere" are different cases for raftkv); the others move
+            # a random workload slot to a random other group.
+            initial = self.cluster.map.owner
+            away = [s for s in self.slots if cmap.owner[s] != initial[s]]
+            for _ in range(self.mrng.randint(1, 3)):
+                if away and self.mrng.random() < 0.5:
+                    slot = self.mrng.choice(away)
+                    away.remove(slot)
+                    await self.migrate(slot, initial[slot])
+                else:
+                    await self.migrate(self.mrng.choice(self.slots))
+
+    async def migrate(self, slot: int, target: int | None = None) -> bool:
+        """Move ``slot`` to ``target`` (else a random other group than its owner); a slot
+        whose earlier move failed first goes where that move was going. True when done."""
+        started = self.history.now()
+        source: Any = None
+        try:
+            cmap = await self._in_thread(lambda: self.mover().current_map())
+            source = cmap.owner[slot]
+            target = self.pending.get(slot, target)
+            if target is None or (target == source and slot not in self.pending):
+                target = self.mrng.choice([g.id for g in cmap.groups if g.id != source])
+            self.pending[slot] = target
+            self.history.nemesis("migrate", value={"slot": slot, "from": source, "to": target})
+            moved = await self._in_thread(self.mover().migrate_slot, slot, target)
+        except Exception as exc:  # noqa: BLE001 - MigrationError, or a group unreachable
+            self.moves["failed"] += 1
+            self.history.nemesis("migrate-failed", value={"slot": slot, "from": source,
+                                                          "to": target, "error": str(exc)[:300]})
+            self.log(f"nemesis: migrate slot {slot} {source} -> {target} failed: {exc}")
+            self.windows.append((started, self.history.now(), "migrate-failed"))
+            return False
+        self.pending.pop(slot, None)
+        self.moves["ok"] += 1
+        self.moves["keys"] += moved
+        self.history.nemesis("migrated", value={"slot": slot, "from": source, "to": target,
+                                                "keys": moved})
+        self.log(f"nemesis: migrated slot {slot} group {source} -> {target} ({moved} keys, "
+                 f"{(self.history.now() - started) / 1e9:.1f}s)")
+        self.windows.append((started, self.history.now(), "migrate"))
+        return True
+
+    async def settle(self, timeout: float = 180.0) -> None:
+        """The move in flight ends, then every failed move is finished (the faults are
+        healed by now): a slot left MIGRATING would keep refusing the final reads."""
+        deadline = time.monotonic() + timeout
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, max(1.0, deadline - time.monotonic()))
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"migrations did not end: {exc!r}")
+                self._mover = None  # the stuck thread keeps the old one
+        while self.pending and time.monotonic() < deadline:
+            slot, target = next(iter(self.pending.items()))
+            if not await self.migrate(slot, target):
+                await asyncio.sleep(1.0)
+        if self.pending:
+            self.errors.append(f"slots left half-moved: {self.pending}")
+        if self._mover is not None:
+            self._mover.close()

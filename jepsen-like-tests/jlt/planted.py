@@ -14,6 +14,10 @@ exactly once stops the run (the code moved on: update the anchor).
   log holds it, without a majority: a leader cut off from the others (or
   killed) acknowledges writes the next leader never sees: lost writes, stale
   reads and replicas that diverge.
+- ``migration-lost-write`` (``--groups > 1`` with the ``migrate`` nemesis): the
+  source group's ``__delifunchanged`` skips its modification check, so a key written
+  between the mover's copy (RAFT.DUMPKEY) and its delete is deleted anyway: the write
+  is acknowledged by the source and lost, the target keeps the older copy.
 - ``false-success``: a write whose entry was replaced by a new leader's, or
   whose outcome is unknown, is answered +OK instead of -TRYAGAIN (only a
   plain SET can be told apart this way; a lost SET is visible only when no
@@ -35,6 +39,9 @@ PLANTED = {
                            r"\1if True:  # PLANTED BUG: no ReadIndex round"),
     "commit-without-quorum": ("raftkv/raft/core.py", r"index = matches\[len\(voters\) // 2\]",
                               "index = matches[0]  # PLANTED BUG: no majority needed"),
+    "migration-lost-write": ("raftkv/statemachine/slots.py",
+                             r"if ctx\.sm\.mods\.modified_after\(ctx\.db\.id, key, index\):",
+                             "if False:  # PLANTED BUG: deleted even if written after the copy"),
     "false-success": (RAFT_GROUP, r"proposal\.pending\.resolve\(encode_error\(error\)\)",
                       r"proposal.pending.resolve(b'+OK\\r\\n')  # PLANTED BUG: false success"),
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import json
 import os
 import random
@@ -21,9 +22,9 @@ from typing import Any
 
 from jlt import planted, plot
 from jlt.client import Context, run_final, worker
-from jlt.cluster import ROOT, Cluster, tail
+from jlt.cluster import ROOT, Cluster, GroupCluster, tail
 from jlt.history import History, split_by_workload
-from jlt.nemesis import KINDS, Nemesis
+from jlt.nemesis import KINDS, GroupNemesis, Nemesis
 from jlt.resp import RespConn, RespError
 from jlt.workloads import WORKLOADS
 
@@ -33,9 +34,15 @@ HERE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Jepsen-like fault-injection test of raftkv")
     p.add_argument("--nodes", type=int, default=3)
+    p.add_argument("--groups", type=int, default=1,
+                   help="slot groups: G > 1 runs nodes x G processes (+ a meta group of "
+                   "min(3, nodes)) from one --cluster-map; clients route by slot")
+    p.add_argument("--migrate-every", type=float, nargs=2, default=(1.0, 4.0),
+                   metavar=("MIN", "MAX"), help="seconds between slot moves (migrate nemesis)")
     p.add_argument("--time", type=float, default=60.0, help="seconds of load under faults")
     p.add_argument("--nemesis", default="kill,pause,partition",
-                   help=f"comma list of {','.join(KINDS)},snapshot (or none)")
+                   help=f"comma list of {','.join(KINDS)},snapshot (or none); migrate needs "
+                   "--groups > 1")
     p.add_argument("--workload", default="register,append",
                    help=f"comma list of {','.join(WORKLOADS)}")
     p.add_argument("--seed", type=int, default=None)
@@ -70,7 +77,8 @@ def parser() -> argparse.ArgumentParser:
                    help="git revision of this repository to run (exported into the run folder)")
     p.add_argument("--planted-bug", default=None,
                    help="run a copy of raftkv with a bug planted on purpose "
-                   "(follower-reads, stale-leader-reads, commit-without-quorum, false-success)")
+                   "(follower-reads, stale-leader-reads, commit-without-quorum, false-success, "
+                   "migration-lost-write)")
     p.add_argument("--check-budget", type=float, default=120.0,
                    help="seconds for the linearizability search before 'unknown'")
     p.add_argument("--store", default=os.path.join(HERE, "store"))
@@ -132,6 +140,68 @@ async def _replica_check(cluster: Cluster, workloads: list, log: Any) -> list[di
     return anomalies
 
 
+async def _replica_check_groups(cluster: GroupCluster, workloads: list, nemesis: GroupNemesis,
+                                log: Any) -> list[dict]:
+    """The same comparison per slot group: each tested key is read (READONLY) on every
+    live replica of the group that owns its slot in the meta group's map."""
+    from raftkv.cluster.slots import key_slot
+
+    converged = await cluster.wait_converged(30.0)
+    if not converged:
+        log("replicas: did not converge within 30 s (skipping the replica comparison)")
+        return [{"type": "not-converged", "explanation": "replicas did not apply their "
+                 "leader's commit index within 30 s after healing", "excerpt": []}]
+    cmap = await cluster.current_map()
+    if cmap is None:
+        log("replicas: no meta process answered: skipping the replica comparison")
+        return []
+    anomalies = []
+    for w in workloads:
+        cmds = w.replica_reads()
+        by_group: dict[int, list[int]] = {}
+        skipped = 0
+        for i, cmd in enumerate(cmds):
+            slot = key_slot(str(cmd[1]).encode())
+            if slot in nemesis.pending:  # its move never finished: its keys may be in two groups
+                skipped += 1
+                continue
+            by_group.setdefault(cmap.owner[slot], []).append(i)
+        if skipped:
+            log(f"replicas: {w.name}: {skipped} keys of half-moved slots not compared")
+        values: dict[int, dict[str, Any]] = {}
+        for gid, idxs in by_group.items():
+            for p in cluster.members[gid]:
+                if not p.alive:
+                    continue
+                try:
+                    c = await RespConn.connect(p.port, timeout=2.0)
+                    try:
+                        await c.cmd("READONLY", timeout=5.0)
+                        out = []
+                        for j in range(0, len(idxs), 500):
+                            out.extend(await c.call(*(cmds[i] for i in idxs[j:j + 500]),
+                                                    timeout=30.0))
+                    finally:
+                        c.close()
+                except Exception as exc:  # noqa: BLE001
+                    log(f"replicas: could not read {p}: {exc}")
+                    continue
+                for i, v in zip(idxs, out, strict=True):
+                    values.setdefault(i, {})[p.name] = v.message if isinstance(v, RespError) else v
+        diverged = [(cmds[i], norm) for i, norm in sorted(values.items())
+                    if len(norm) > 1 and len({json.dumps(v, default=repr)
+                                              for v in norm.values()}) > 1]
+        for cmd, norm in diverged[:5]:
+            anomalies.append({"type": "replica-divergence", "workload": w.name,
+                              "explanation": f"{' '.join(map(str, cmd))}: "
+                              + ", ".join(f"{n}={v!r}"[:200] for n, v in sorted(norm.items())),
+                              "excerpt": []})
+        if len(diverged) > 5:
+            anomalies.append({"type": "replica-divergence", "workload": w.name,
+                              "explanation": f"... {len(diverged) - 5} more keys", "excerpt": []})
+    return anomalies
+
+
 async def run(opts: argparse.Namespace) -> dict:
     seed = opts.seed if opts.seed is not None else random.randrange(1 << 30)
     rng = random.Random(seed)
@@ -153,6 +223,14 @@ async def run(opts: argparse.Namespace) -> dict:
     unknown = [k for k in kinds if k.partition(":")[0] not in KINDS]
     if unknown:
         raise SystemExit(f"unknown nemesis {unknown}; choose from {KINDS + ('snapshot',)}")
+    if opts.groups < 1:
+        raise SystemExit("--groups must be >= 1")
+    grouped = opts.groups > 1
+    if grouped and (opts.slow_node or any(k.startswith("slow-leader") for k in kinds)):
+        raise SystemExit("--groups > 1: the slow-leader nemesis and --slow-node are not "
+                         "supported (one group only)")
+    if not grouped and any(k.startswith("migrate") for k in kinds):
+        raise SystemExit("the migrate nemesis needs --groups > 1")
     wnames = [w.strip() for w in opts.workload.split(",") if w.strip()]
     for w in wnames:
         if w not in WORKLOADS:
@@ -168,20 +246,35 @@ async def run(opts: argparse.Namespace) -> dict:
         extra += ["--auto-snapshot-log-bytes", "20000"]
     if opts.fsync:
         extra += ["--appendfsync", opts.fsync]
-    config = {"seed": seed, "nodes": opts.nodes, "time": opts.time, "nemesis": kinds,
+    config = {"seed": seed, "nodes": opts.nodes, "groups": opts.groups, "time": opts.time,
+              "nemesis": kinds,
               "tiny_snapshots": tiny, "workloads": wnames, "concurrency": opts.concurrency,
               "server_args": extra, "slow_node": opts.slow_node, "raftkv_root": root, "raftkv_rev": opts.raftkv_rev,
               "planted_bug": opts.planted_bug,
               "git_head": _git_head()}
     log(f"run {out_dir}: {json.dumps(config)}")
-    cluster = Cluster(opts.nodes, out_dir, rng, extra,
-                      faketime=any(k.startswith("clock") for k in kinds), root=root,
-                      slow={0: opts.slow_node} if opts.slow_node else None)
     history = History()
-    nemesis = Nemesis(cluster, history, random.Random(rng.random()), kinds,
-                      quiet=tuple(opts.quiet), fault=tuple(opts.fault), log=log)
+    if grouped:
+        cluster = GroupCluster(opts.nodes, opts.groups, out_dir, rng, extra,
+                               faketime=any(k.startswith("clock") for k in kinds), root=root)
+        nemesis = GroupNemesis(cluster, history, random.Random(rng.random()), kinds,
+                               quiet=tuple(opts.quiet), fault=tuple(opts.fault), log=log,
+                               migrate_every=tuple(opts.migrate_every))
+        ports = [p.port for p in cluster.slot_procs]
+    else:
+        cluster = Cluster(opts.nodes, out_dir, rng, extra,
+                          faketime=any(k.startswith("clock") for k in kinds), root=root,
+                          slow={0: opts.slow_node} if opts.slow_node else None)
+        nemesis = Nemesis(cluster, history, random.Random(rng.random()), kinds,
+                          quiet=tuple(opts.quiet), fault=tuple(opts.fault), log=log)
+        ports = [nd.port for nd in cluster.nodes]
     workloads = [WORKLOADS[w](opts) for w in wnames]
-    ctx = Context(history, [nd.port for nd in cluster.nodes], opts.op_timeout)
+    if grouped:
+        from jlt.workloads import tag_slots
+
+        nemesis.slots = sorted({s for w in workloads for s in tag_slots(getattr(w, "tags", []))})
+        log(f"{opts.groups} groups; the workloads' keys live in slots {nemesis.slots}")
+    ctx = Context(history, ports, opts.op_timeout, slots=grouped)
     ctx.hop_probability = opts.hop
     report: dict[str, Any] = {"config": config, "dir": out_dir}
     infra_errors: list[str] = []
@@ -206,6 +299,7 @@ async def run(opts: argparse.Namespace) -> dict:
         progress.cancel()
         await nemesis.heal()
         log(f"load done: {ctx.counts}; healing and waiting for a leader")
+        await nemesis.settle()
         try:
             leader = await cluster.wait_leader(60.0)
         except RuntimeError as exc:
@@ -219,7 +313,10 @@ async def run(opts: argparse.Namespace) -> dict:
             if missing:
                 infra_errors.append(f"{w.name}: {missing} final reads never succeeded")
         log("final reads done; comparing replicas")
-        replica_anomalies = await _replica_check(cluster, workloads, log)
+        if grouped:
+            replica_anomalies = await _replica_check_groups(cluster, workloads, nemesis, log)
+        else:
+            replica_anomalies = await _replica_check(cluster, workloads, log)
         if ctx.harness_errors:
             infra_errors.append(f"{len(ctx.harness_errors)} ops hit a harness exception, e.g. "
                                 f"{ctx.harness_errors[0]}")
@@ -238,7 +335,8 @@ async def run(opts: argparse.Namespace) -> dict:
     history.dump(os.path.join(out_dir, "history.jsonl"))
     if not opts.keep_data:
         for nd in cluster.nodes:
-            shutil.rmtree(os.path.join(nd.dir, "group-0"), ignore_errors=True)
+            for d in glob.glob(os.path.join(nd.dir, "group-*")):
+                shutil.rmtree(d, ignore_errors=True)
 
     log("checking ...")
     parts = split_by_workload(history.ops)
@@ -260,12 +358,17 @@ async def run(opts: argparse.Namespace) -> dict:
     if valid and any(r["valid"] == "unknown" for r in results):
         valid = "unknown"
     faults = Tally(label for _a, _b, label in nemesis.windows)
+    if grouped:
+        report["migrations"] = dict(nemesis.moves)
+        report["reroutes"] = dict(ctx.reroutes)
     report.update(valid=valid, ops=dict(ops), ops_per_workload=per_w, results=results,
                   anomalies=anomalies, infra_errors=infra_errors + nemesis.errors,
                   faults=dict(faults), windows=nemesis.windows)
     try:
         report["plots"] = plot.plot(history.ops, nemesis.windows, out_dir,
-                                    f"seed {seed}, {opts.nodes} nodes, {','.join(kinds) or 'no faults'}")
+                                    f"seed {seed}, {opts.nodes} nodes"
+                                    + (f" x {opts.groups} groups" if grouped else "")
+                                    + f", {','.join(kinds) or 'no faults'}")
     except Exception as exc:  # noqa: BLE001
         report["plots"] = []
         log(f"plotting failed: {exc}")
@@ -299,7 +402,8 @@ def _git_head() -> str:
 
 def summary(report: dict) -> str:
     c = report["config"]
-    lines = [f"raftkv jepsen-like run: seed {c['seed']}, {c['nodes']} nodes, {c['time']:.0f} s, "
+    groups = f" x {c['groups']} groups" if c.get("groups", 1) > 1 else ""
+    lines = [f"raftkv jepsen-like run: seed {c['seed']}, {c['nodes']} nodes{groups}, {c['time']:.0f} s, "
              f"nemesis {','.join(c['nemesis']) or 'none'}{' +tiny-snapshots' if c['tiny_snapshots'] else ''}, "
              f"workloads {','.join(c['workloads'])}"
              + (f", PLANTED BUG {c['planted_bug']}" if c.get("planted_bug") else ""),
@@ -309,6 +413,11 @@ def summary(report: dict) -> str:
                          for w, t in sorted(report["ops_per_workload"].items())) + ")",
              "faults: " + (", ".join(f"{k} x{v}" for k, v in sorted(report["faults"].items()))
                            or "none")]
+    if "migrations" in report:
+        m = report["migrations"]
+        lines.append(f"migrations: {m['ok']} slots moved ({m['keys']} keys), {m['failed']} "
+                     "attempts failed and were resumed; attempts retried by the clients: "
+                     + ", ".join(f"{k} {v}" for k, v in report["reroutes"].items()))
     for r in report["results"]:
         lines.append(f"{r['workload']}: {'valid' if r['valid'] is True else r['valid']}: "
                      f"{r['summary']}")

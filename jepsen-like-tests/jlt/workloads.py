@@ -25,8 +25,50 @@ from jlt.checkers import counter as counter_checker
 from jlt.checkers import linearizable
 from jlt.checkers import list_append as append_checker
 from jlt.checkers import sets as sets_checker
-from jlt.client import Client, Definite, Indefinite, Redirect, classify
+from jlt.client import Client, Definite, Indefinite, Redirect, TryAgain, classify, refused_exec
 from jlt.resp import RespError
+
+
+def spread_tags(prefix: str, count: int, groups: int) -> list[str]:
+    """``count`` hash tags ``prefix<i>`` whose slots lie in different groups' initial
+    ranges (tag ``j`` in group ``j mod groups``): a multi-group run's keys live in every
+    group, a few keys per slot, so that moving a slot moves several keys under load."""
+    from raftkv.cluster.groupmap import even_ranges
+    from raftkv.cluster.slots import key_slot
+
+    ranges = even_ranges(groups)
+    out: list[str] = []
+    used: set[int] = set()
+    i = 0
+    while len(out) < count:
+        a, b = ranges[len(out) % groups]
+        tag = f"{prefix}{i}"
+        slot = key_slot(tag.encode())
+        if a <= slot <= b and slot not in used:
+            out.append(tag)
+            used.add(slot)
+        i += 1
+    return out
+
+
+def tag_slots(tags: list[str]) -> list[int]:
+    from raftkv.cluster.slots import key_slot
+
+    return [key_slot(t.encode()) for t in tags]
+
+
+def _groups(opts: Any) -> int:
+    return getattr(opts, "groups", 1) or 1
+
+
+def _raise_queued(replies: list) -> None:
+    """A command refused while queued (MULTI) because of its slot: raise its redirect or
+    TryAgain (EXEC then answers -EXECABORT: nothing was applied)."""
+    for q in replies:
+        if isinstance(q, RespError):
+            exc = classify(q, write=True)
+            if isinstance(exc, (Redirect, TryAgain)):
+                raise exc
 
 
 def _int(v: Any) -> int | None:
@@ -38,10 +80,13 @@ def _int(v: Any) -> int | None:
 
 
 class KeyPool:
-    """``active`` keys in use; each retired after ``per_key`` operations."""
+    """``active`` keys in use; each retired after ``per_key`` operations. With ``tags``,
+    key ``n`` is ``prefix{tag}n`` with the tags in turn (a multi-group run)."""
 
-    def __init__(self, prefix: str, active: int, per_key: int) -> None:
+    def __init__(self, prefix: str, active: int, per_key: int,
+                 tags: list[str] | None = None) -> None:
         self.prefix = prefix
+        self.tags = tags
         self.per_key = per_key
         self.next = 0
         self.active: list[str] = []
@@ -51,7 +96,10 @@ class KeyPool:
             self._new()
 
     def _new(self) -> str:
-        k = f"{self.prefix}{self.next}"
+        if self.tags:
+            k = f"{self.prefix}{{{self.tags[self.next % len(self.tags)]}}}{self.next}"
+        else:
+            k = f"{self.prefix}{self.next}"
         self.next += 1
         self.active.append(k)
         self.counts[k] = 0
@@ -72,7 +120,9 @@ class Register:
     name = "register"
 
     def __init__(self, opts: Any) -> None:
-        self.keys = KeyPool("jr:", max(2, opts.concurrency // 2), opts.ops_per_key)
+        g = _groups(opts)
+        self.tags = spread_tags("jr", 2 * g, g) if g > 1 else []
+        self.keys = KeyPool("jr:", max(2, opts.concurrency // 2), opts.ops_per_key, self.tags)
         self.think = opts.think
         self.values = 5
         self.time_budget = opts.check_budget
@@ -124,12 +174,11 @@ class Register:
         if ex is None:
             return "fail", None, {"read": cur, "error": "cas: EXEC aborted (WATCH)"}
         if isinstance(ex, RespError):
-            for q in replies[:-1]:
-                if isinstance(q, RespError):
-                    exc = classify(q, write=True)
-                    if isinstance(exc, Redirect):
-                        raise exc
+            _raise_queued(replies[:-1])
             raise classify(ex, write=True)
+        refused = refused_exec(ex)
+        if refused is not None:
+            raise refused
         if isinstance(ex, list) and ex and ex[0] == b"OK":
             return "ok", value, {"read": cur}
         raise Indefinite(f"unexpected EXEC reply {ex!r}")
@@ -153,7 +202,13 @@ class Append:
 
     def __init__(self, opts: Any) -> None:
         # One hash tag: a transaction's keys must share a slot (CROSSSLOT otherwise).
-        self.keys = KeyPool("{ja}", opts.append_keys, opts.appends_per_key)
+        # Several groups: one tag per group, a transaction's keys from one of them.
+        g = _groups(opts)
+        self.tags = spread_tags("ja", g, g) if g > 1 else []
+        self.pools = [KeyPool(f"{{{t}}}", max(2, opts.append_keys // 2), opts.appends_per_key)
+                      for t in self.tags] or [KeyPool("{ja}", opts.append_keys,
+                                                      opts.appends_per_key)]
+        self.keys = self.pools[0]
         self.think = opts.think
         self.mode = opts.append_mode  # "list" | "string", decided by probe() if "auto"
         self.next_value: dict[str, int] = {}
@@ -172,8 +227,9 @@ class Append:
 
     def generate(self, rng: random.Random, worker: int = 0) -> tuple[str, None, Any]:
         mops = []
+        pool = self.keys if len(self.pools) == 1 else rng.choice(self.pools)
         for _ in range(rng.randint(1, 4)):
-            k = self.keys.pick(rng)
+            k = pool.pick(rng)
             if rng.random() < 0.5:
                 v = self.next_value.get(k, 0) + 1
                 self.next_value[k] = v
@@ -200,12 +256,11 @@ class Append:
         replies = await c.call(*cmds)
         ex = replies[-1]
         if isinstance(ex, RespError):
-            for q in replies[:-1]:
-                if isinstance(q, RespError):
-                    exc = classify(q, write=True)
-                    if isinstance(exc, Redirect):
-                        raise exc
+            _raise_queued(replies[:-1])
             raise classify(ex, write=True)
+        refused = refused_exec(ex)
+        if refused is not None:
+            raise refused
         if not isinstance(ex, list) or len(ex) != len(value):
             raise Indefinite(f"unexpected EXEC reply {ex!r}")
         out = []
@@ -216,12 +271,15 @@ class Append:
         return "ok", out, {}
 
     def final_ops(self) -> list[tuple[str, None, Any]]:
-        keys = self.keys.all
-        return [("txn", None, [["r", k, None] for k in keys[i:i + 8]])
-                for i in range(0, len(keys), 8)]
+        out = []
+        for pool in self.pools:
+            keys = pool.all
+            out += [("txn", None, [["r", k, None] for k in keys[i:i + 8]])
+                    for i in range(0, len(keys), 8)]
+        return out
 
     def replica_reads(self) -> list[list]:
-        return [self._cmd(["r", k, None]) for k in self.keys.all]
+        return [self._cmd(["r", k, None]) for pool in self.pools for k in pool.all]
 
     def check(self, history: list[dict]) -> dict:
         r = append_checker.check(history)
@@ -233,7 +291,10 @@ class Counter:
     name = "counter"
 
     def __init__(self, opts: Any) -> None:
-        self.key_names = [f"jc:{i}" for i in range(opts.counter_keys)]
+        g = _groups(opts)
+        self.tags = spread_tags("jc", opts.counter_keys, g) if g > 1 else []
+        self.key_names = [f"jc:{{{t}}}" for t in self.tags] or \
+            [f"jc:{i}" for i in range(opts.counter_keys)]
         self.think = opts.think
 
     def generate(self, rng: random.Random, worker: int = 0) -> tuple[str, str, Any]:
@@ -263,7 +324,9 @@ class Set:
     name = "set"
 
     def __init__(self, opts: Any) -> None:
-        self.keys = KeyPool("js:", 3, 250)
+        g = _groups(opts)
+        self.tags = spread_tags("js", 2 * g, g) if g > 1 else []
+        self.keys = KeyPool("js:", 3, 250, self.tags)
         self.think = opts.think
         self.next = 0
 
@@ -305,19 +368,28 @@ class Bank:
 
     def __init__(self, opts: Any) -> None:
         self.think = opts.think
+        # Every account in one slot (MGET and MULTI need one); in a multi-group run that
+        # slot's group is the one the migrate nemesis moves it out of, and back.
+        self.tags = ["jb"] if _groups(opts) > 1 else []
         self.keys = [f"{{jb}}acct:{i}" for i in range(self.ACCOUNTS)]
 
     async def setup(self, port: int) -> None:
         from jlt.resp import RespConn
 
-        c = await RespConn.connect(port)
-        try:
-            args = [x for k in self.keys for x in (k, self.INITIAL)]
-            r = await c.cmd("MSET", *args, timeout=10.0)
+        for _ in range(5):  # follow -MOVED to the group that owns the accounts' slot
+            c = await RespConn.connect(port)
+            try:
+                args = [x for k in self.keys for x in (k, self.INITIAL)]
+                r = await c.cmd("MSET", *args, timeout=10.0)
+            finally:
+                c.close()
+            if isinstance(r, RespError) and r.code == "MOVED":
+                port = int(r.message.split()[2].rsplit(":", 1)[1])
+                continue
             if r != b"OK":
                 raise RuntimeError(f"bank setup: MSET answered {r!r}")
-        finally:
-            c.close()
+            return
+        raise RuntimeError("bank setup: too many MOVED")
 
     def generate(self, rng: random.Random, worker: int = 0) -> tuple[str, None, Any]:
         if rng.random() < 0.6:
@@ -336,10 +408,11 @@ class Bank:
                                ["INCRBY", self.keys[b], amount], ["EXEC"])
         ex = replies[-1]
         if isinstance(ex, RespError):
-            for q in replies[:-1]:
-                if isinstance(q, RespError) and isinstance(classify(q, True), Redirect):
-                    raise classify(q, True)
+            _raise_queued(replies[:-1])
             raise classify(ex, write=True)
+        refused = refused_exec(ex)
+        if refused is not None:
+            raise refused
         if not isinstance(ex, list) or len(ex) != 2 or any(isinstance(x, RespError) for x in ex):
             raise Indefinite(f"unexpected EXEC reply {ex!r}")
         return "ok", value, {}
