@@ -533,6 +533,25 @@ def add_node(admin: Admin, node: str, group: int | None, learner: bool,
     _show("New topology:", after)
 
 
+def _waiting_to_join(admin: Admin, addr: str) -> bool:
+    """Whether ``addr`` was started with --cluster-enabled yes and no cluster joined it yet
+    (CLUSTER INFO says cluster_size:0); errors reaching it propagate."""
+    info = admin.command(addr, "CLUSTER", "INFO")
+    return b"cluster_size:0" in (info if isinstance(info, bytes) else str(info).encode())
+
+
+def _require_waiting(admin: Admin, addrs: list[str]) -> None:
+    """AdminError unless every process answers and waits to be joined."""
+    for addr in addrs:
+        try:
+            waiting = _waiting_to_join(admin, addr)
+        except (AdminError, redis.RedisError, OSError) as exc:
+            raise AdminError(f"{addr} does not answer ({exc}): start it with "
+                             "raftkv-server --port P --dir D --cluster-enabled yes") from None
+        if not waiting:
+            raise AdminError(f"{addr} is already part of a cluster")
+
+
 def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
                      wait: float) -> ClusterMap | None:
     """In a multi-group cluster, a node started with --cluster-enabled yes that waits to be
@@ -542,10 +561,9 @@ def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
     if cmap is None:
         return None
     try:
-        info = admin.command(addr, "CLUSTER", "INFO")
+        if not _waiting_to_join(admin, addr):
+            return cmap
     except (AdminError, redis.RedisError, OSError):
-        return cmap
-    if b"cluster_size:0" not in (info if isinstance(info, bytes) else str(info).encode()):
         return cmap
     group = next((g for g in cmap.groups for m in topo.members if m in g.members), None)
     if group is None:
@@ -706,15 +724,7 @@ def create(admin: Admin, nodes: tuple[str, ...], groups: int, replicas: int, met
         cmap = plan(addrs, groups, replicas, meta)
     except MapError as exc:
         raise AdminError(str(exc)) from None
-    for addr in addrs:
-        try:
-            info = admin.command(addr, "CLUSTER", "INFO")
-        except (redis.RedisError, OSError) as exc:
-            raise AdminError(f"{addr} does not answer ({exc}): start it with "
-                             "raftkv-server --port P --dir D --cluster-enabled yes") from None
-        text = info if isinstance(info, bytes) else str(info).encode()
-        if b"cluster_size:0" not in text:
-            raise AdminError(f"{addr} is already part of a cluster")
+    _require_waiting(admin, addrs)
     steps = [f"group-{g.id}: slots {_short_ranges(g.slots)}, members {', '.join(g.members)} "
              f"(preferred leader {g.preferred_leader})" for g in cmap.groups]
     if cmap.meta:
@@ -1068,14 +1078,7 @@ def add_group(admin: Admin, nodes: tuple[str, ...], then_rebalance: bool, rate: 
             new._check()
         except MapError as exc:
             raise AdminError(str(exc)) from None
-        for addr in addrs:
-            try:
-                info = admin.command(addr, "CLUSTER", "INFO")
-            except (AdminError, redis.RedisError, OSError) as exc:
-                raise AdminError(f"{addr} does not answer ({exc}): start it with "
-                                 "raftkv-server --port P --dir D --cluster-enabled yes") from None
-            if b"cluster_size:0" not in (info if isinstance(info, bytes) else b""):
-                raise AdminError(f"{addr} is already part of a cluster")
+        _require_waiting(admin, addrs)
         plan = rebalance_plan(new) if then_rebalance else []
         steps = [f"meta group: map version {new.version} with group-{gid} "
                  f"(members {', '.join(addrs)}, no slots yet)",
@@ -1089,7 +1092,7 @@ def add_group(admin: Admin, nodes: tuple[str, ...], then_rebalance: bool, rate: 
         stored = mover.current_map()
         if stored.version != cmap.version:
             raise AdminError("the cluster map changed meanwhile: run add-group again")
-        mover._publish(cmap, new, stored=True)
+        mover.publish(cmap, new, stored=True)
         for addr in addrs:
             admin.command(addr, "RAFTKV.JOIN", new.to_json())
         mover.leader(addrs)  # (waits, bounded, for the new group's leader)
@@ -1145,7 +1148,7 @@ def remove_group(admin: Admin, group_text: str, rate: float, batch: int, yes: bo
         without = ClusterMap(live.version + 1, [g for g in live.groups if g.id != gid],
                              meta=list(live.meta))
         without._check()  # (the other groups' slots cover every slot)
-        mover._publish(live, without, stored=True)
+        mover.publish(live, without, stored=True)
         click.echo(f"group-{gid} is out of the map (version {without.version}): stop "
                    f"{', '.join(members)} and remove their data")
     finally:

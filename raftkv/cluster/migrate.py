@@ -126,7 +126,9 @@ class Mover:
         raw = self._on_leader(self.map.meta, "GET", MAP_KEY)
         return ClusterMap.parse(raw.decode()) if raw else self.map
 
-    def _publish(self, old: ClusterMap, new: ClusterMap, stored: bool) -> None:
+    def publish(self, old: ClusterMap, new: ClusterMap, stored: bool) -> None:
+        """Write ``new`` into the meta group if it still holds ``old`` (compare-and-set;
+        ``stored``: whether it holds a map at all)."""
         if not self.map.meta:
             self.map = new
             return
@@ -137,7 +139,7 @@ class Mover:
     def publish_initial(self) -> None:
         """Store this mover's map in the meta group unless one is stored already."""
         if self.map.meta and self._on_leader(self.map.meta, "GET", MAP_KEY) is None:
-            self._publish(self.map, self.map, stored=False)
+            self.publish(self.map, self.map, stored=False)
 
     # --- members ----------------------------------------------------------------------------
     def sync_members(self) -> ClusterMap:
@@ -159,7 +161,7 @@ class Mover:
             return cmap  # nothing changed
         new = ClusterMap(cmap.version + 1, groups, meta=list(cmap.meta))
         new._check()
-        self._publish(cmap, new, stored)
+        self.publish(cmap, new, stored)
         self.log(f"map version {new.version}: members "
                  + "; ".join(f"group {g.id}: {', '.join(g.members)}" for g in groups))
         return new
@@ -196,7 +198,7 @@ class Mover:
                 moved += self._move_key(key, src_members, dst_members)
         self._on_leader(dst_members, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
         self._on_leader(src_members, "CLUSTER", "SETSLOT", slot, "NODE", dst_id)
-        self._publish(cmap, cmap.with_owner(slot, target), stored)
+        self.publish(cmap, cmap.with_owner(slot, target), stored)
         self.log(f"slot {slot}: group {source} -> group {target}, {moved} keys")
         return moved
 

@@ -209,15 +209,9 @@ class Dispatcher:
         # Whether the slot is this group's is the group's own replicated state (every
         # move involving it is there); where else it lives, the meta group's map says.
         if state.owner_of(slot) == mine:
-            target = state.migrating.get(slot)
-            if target is None or spec.is_write:  # (a write is decided where it applies)
-                return None
-            db = self.node.sm.dbs[conn.db]
-            now = self.node.now_ms()
-            present = sum(1 for k in keys if db.get(k, now) is not None)
-            if present == len(keys):
-                return None
-            return directory.ask(slot, target) if present == 0 else slot_rules.TRYAGAIN
+            # A migrating slot: ASK / TRYAGAIN are decided where the command applies or
+            # reads (raftkv/statemachine/slots.py), at the state it sees.
+            return None
         if asking and slot in state.importing:
             return None
         owner = directory.owner[slot]

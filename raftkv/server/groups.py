@@ -63,9 +63,6 @@ class GroupDirectory:
     def moved_to(self, slot: int, gid: int) -> str:
         return f"MOVED {slot} {self.address_of(gid)}"
 
-    def ask(self, slot: int, gid: int) -> str:
-        return f"ASK {slot} {self.address_of(gid)}"
-
     def resolve(self, reply: str) -> str:
         """A state machine's ``ASK|MOVED <slot> <group>`` with the group's leader named."""
         kind, _, rest = reply.partition(" ")

@@ -411,9 +411,7 @@ class Node:
     def deliver(self, conn: Connection, pending: Any, value: Any, argv: list[bytes],
                 spec: Any, db: int) -> None:
         """Resolve a pending reply, or park the client again if its command blocked."""
-        if type(value) is ErrorReply and self.groups is not None and \
-                value.startswith(("ASK ", "MOVED ")):  # a migrating or moved slot
-            value = ErrorReply(self.groups.resolve(value))
+        value = self.name_redirect(value)
         if type(value) is Blocked:
             if conn.closing:
                 pending.resolve(b"")
@@ -421,6 +419,14 @@ class Node:
             self.blocking.park(conn, argv, spec, value, pending, db)
             return
         pending.resolve(encode(value, conn.resp))
+
+    def name_redirect(self, value: Any) -> Any:
+        """A state machine's ``ASK|MOVED <slot> <group>`` (a migrating or moved slot of a
+        multi-group cluster) with the group's leader named; any other value as it is."""
+        if type(value) is ErrorReply and self.groups is not None and \
+                value.startswith(("ASK ", "MOVED ")):
+            return ErrorReply(self.groups.resolve(value))
+        return value
 
     def rerun_blocked(self, client: Any) -> None:
         conn = client.conn

@@ -419,10 +419,7 @@ class RaftGroup:
         node = self.node
         value = self.sm.read(db, argv, node.now_ms(), node.new_seed(), conn.resp, conn)
         if pending is None:
-            if type(value) is ErrorReply and node.groups is not None and \
-                    value.startswith(("ASK ", "MOVED ")):  # a slot moving or moved away
-                value = ErrorReply(node.groups.resolve(value))
-            return value
+            return node.name_redirect(value)
         node.deliver(conn, pending, value, argv, spec, db)
         return DEFERRED
 

@@ -78,6 +78,8 @@ def _forward_to_meta(node, conn, argv):
     copies the meta group's users into its own log, see GroupDirectory.sync_acl)."""
     import asyncio
 
+    import hiredis
+
     from raftkv.server.resp import encode, encode_error
 
     if conn.last_command == "exec":
@@ -87,10 +89,10 @@ def _forward_to_meta(node, conn, argv):
 
     async def run() -> None:
         reply = await node.groups.call_meta(list(argv))
-        if isinstance(reply, Exception):
-            text = str(reply)
-            pending.resolve(encode_error(text if text[:1].isupper() and " " in text
-                                         else f"CLUSTERDOWN the meta group: {text}"))
+        if isinstance(reply, hiredis.ReplyError):  # the meta group's own answer
+            pending.resolve(encode_error(str(reply)))
+        elif isinstance(reply, Exception):  # it could not be reached
+            pending.resolve(encode_error(f"CLUSTERDOWN the meta group: {reply}"))
         else:
             pending.resolve(encode(reply, conn.resp))
 
