@@ -167,3 +167,22 @@ def group_cluster_fixture(nodes: int = 3, groups: int = 2, replicas: int = 3,
             c.cleanup()
 
     return cluster
+
+
+def members_seen(proc: ServerProcess, slot: int) -> set[str]:
+    """The processes ``proc``'s CLUSTER SLOTS lists for the range holding ``slot``."""
+    c = proc.client(socket_timeout=5)
+    try:
+        entry = next(r for r in c.execute_command("CLUSTER", "SLOTS") if r[0] <= slot <= r[1])
+    finally:
+        c.close()
+    return {f"{h.decode()}:{p}" for h, p, *_ in entry[2:]}
+
+
+def eventually(predicate, what: str, timeout: float = 60.0,  # noqa: ANN001
+               every: float = 0.2) -> None:
+    """Wait (bounded) until ``predicate()`` holds; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(every)

@@ -8,28 +8,15 @@ back healthy each time and no data is lost.
 
 from __future__ import annotations
 
-import time
+import functools
 
 from redis.cluster import RedisCluster
 
+from tests.cluster_helpers import eventually, members_seen
 from tests.helpers import ServerProcess
 from tests.test_admin_rebalance import admin_at
 
-
-def _members_seen(proc: ServerProcess, slot: int) -> set[str]:
-    c = proc.client(socket_timeout=5)
-    try:
-        entry = next(r for r in c.execute_command("CLUSTER", "SLOTS") if r[0] <= slot <= r[1])
-    finally:
-        c.close()
-    return {f"{h.decode()}:{p}" for h, p, *_ in entry[2:]}
-
-
-def _eventually(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.3)
+slowly = functools.partial(eventually, every=0.3)  # each try of `check` starts a process
 
 
 def _check_ok(seed: str) -> bool:
@@ -57,12 +44,12 @@ def test_create_add_remove_and_lose_nodes():
         rc = RedisCluster(host="127.0.0.1", port=procs[0].port, socket_timeout=10)
         for i in range(200):
             rc.set(f"k{i}", i)
-        _eventually(lambda: _check_ok(seed), "the new cluster is not healthy")
+        slowly(lambda: _check_ok(seed), "the new cluster is not healthy")
         # A 4th node's process joins group 0 (node 0's first process is group 0's).
         new = f"127.0.0.1:{extra.port}"
         admin_at(seed, "add-node", new, "--promote-when-caught-up", "--yes")
         other = procs[1]  # node 0's process of group 1
-        _eventually(lambda: new in _members_seen(other, 0), "group 1 never learned it")
+        slowly(lambda: new in members_seen(other, 0), "group 1 never learned it")
         # Remove an old replica of group 0 that is not the leader, then kill another.
         c0 = procs[0].client()
         leader = c0.execute_command("RAFT.LEADER")  # group 0's, as node 0's process sees it
@@ -74,16 +61,16 @@ def test_create_add_remove_and_lose_nodes():
         lost = next(a for a in group0 if a != gone and a.encode() != leader)
         next(p for p in procs if f"127.0.0.1:{p.port}" == lost).kill9()
         alive = next(a for a in addrs if a not in (gone, lost))
-        _eventually(lambda: _check_ok(alive), "check did not return to healthy")
+        slowly(lambda: _check_ok(alive), "check did not return to healthy")
         for i in range(200):
             assert rc.get(f"k{i}") == str(i).encode()
         # Replace the dead replica by a fresh process (from a seed of another group).
         spare.start()
         fresh = f"127.0.0.1:{spare.port}"
         admin_at(addrs[1], "replace-node", lost, fresh, "--yes")
-        _eventually(lambda: fresh in _members_seen(procs[1], 0) and
-                    lost not in _members_seen(procs[1], 0), "the replacement is not listed")
-        _eventually(lambda: _check_ok(alive), "check did not return to healthy")
+        slowly(lambda: fresh in members_seen(procs[1], 0) and
+                    lost not in members_seen(procs[1], 0), "the replacement is not listed")
+        slowly(lambda: _check_ok(alive), "check did not return to healthy")
         rc.set("k0", "after")
         assert rc.get("k0") == b"after"
         rc.close()

@@ -8,30 +8,11 @@ same way; a killed replica leaves its group available. No data is lost on the wa
 
 from __future__ import annotations
 
-import time
-
 from redis.cluster import RedisCluster
 
 from raftkv.cluster.migrate import Mover, as_dict
-from tests.cluster_helpers import GroupCluster
+from tests.cluster_helpers import GroupCluster, eventually, members_seen
 from tests.helpers import ServerProcess
-
-
-def _members_seen(proc: ServerProcess, gid_slot: int) -> set[str]:
-    c = proc.client(socket_timeout=5)
-    try:
-        ranges = c.execute_command("CLUSTER", "SLOTS")
-    finally:
-        c.close()
-    entry = next(r for r in ranges if r[0] <= gid_slot <= r[1])
-    return {f"{h.decode()}:{p}" for h, p, *_ in entry[2:]}
-
-
-def _wait(predicate, what: str, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, what
-        time.sleep(0.2)
 
 
 def test_add_promote_remove_and_lose_replicas_of_a_group():
@@ -62,15 +43,15 @@ def test_add_promote_remove_and_lose_replicas_of_a_group():
                     return m[b"lag"] == 0
             return False
 
-        _wait(caught_up, "the learner did not catch up")
+        eventually(caught_up, "the learner did not catch up")
         assert lc.execute_command("RAFT.PROMOTE", addr) == b"OK"
         mover.sync_members()
-        _wait(lambda: addr in _members_seen(other, slot), "group 1 never learned the member")
+        eventually(lambda: addr in members_seen(other, slot), "group 1 never learned the member")
         # The new replica serves stale reads with the data.
         nc = new.client(socket_timeout=5)
         nc.execute_command("READONLY")
         keys = [f"k{i}" for i in range(200) if cluster.map.owner[rc.keyslot(f"k{i}")] == 0]
-        _wait(lambda: all(nc.get(k) is not None for k in keys), "the new replica lacks data")
+        eventually(lambda: all(nc.get(k) is not None for k in keys), "the new replica lacks data")
         # Remove an old replica that is not the leader.
         old = next(m for m in group.members if m != mover.leader(group.members))
         leader = mover.leader(group.members + [addr])
@@ -78,7 +59,7 @@ def test_add_promote_remove_and_lose_replicas_of_a_group():
             new.client(socket_timeout=20)
         assert lc.execute_command("RAFT.REMOVENODE", old) == b"OK"
         mover.sync_members()
-        _wait(lambda: old not in _members_seen(other, slot), "the removed replica is listed")
+        eventually(lambda: old not in members_seen(other, slot), "the removed replica is listed")
         cluster.process(old).stop()
         # Lose another replica: the group keeps a majority (the leader and the new one).
         lost = next(m for m in group.members + [addr]

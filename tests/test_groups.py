@@ -16,7 +16,7 @@ from redis.cluster import LoadBalancingStrategy, RedisCluster
 
 from raftkv.cluster.groupmap import ClusterMap, MapError, even_ranges, layout
 from raftkv.cluster.slots import SLOTS, key_slot
-from tests.cluster_helpers import GroupCluster
+from tests.cluster_helpers import GroupCluster, group_cluster_fixture
 
 
 # --- the map --------------------------------------------------------------------------------
@@ -51,14 +51,7 @@ def test_bad_maps_are_refused(text, error):
 
 
 # --- a running cluster ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def cluster():
-    c = GroupCluster(3, 3, 3)
-    try:
-        c.start()
-        yield c
-    finally:
-        c.cleanup()
+cluster = group_cluster_fixture(3, 3, 3, meta=False)
 
 
 def _client(cluster: GroupCluster, **kwargs) -> RedisCluster:

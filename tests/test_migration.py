@@ -31,6 +31,68 @@ def _keys_in_slot(slot: int, count: int) -> list[str]:
     return [f"{{{tag}}}:k{i}" for i in range(count)]
 
 
+class Incrementers:
+    """Threads incrementing ``counters`` through RedisCluster, recording every
+    acknowledged INCR and every one whose outcome is ``unknown`` (a redirect is refused
+    before applying: not a write)."""
+
+    REFUSED = (redis.exceptions.TryAgainError, redis.exceptions.AskError,
+               redis.exceptions.MovedError, redis.exceptions.ClusterDownError)
+
+    def __init__(self, cluster: GroupCluster, counters: list[str], threads: int,
+                 socket_timeout: float, pause: float, unknown: tuple) -> None:
+        self.cluster = cluster
+        self.counters = counters
+        self.acked = {k: 0 for k in counters}
+        self.unknown = {k: 0 for k in counters}
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.socket_timeout = socket_timeout
+        self.pause = pause  # seconds to wait after a refused or unknown INCR
+        self.unknown_errors = unknown
+        self.threads = [threading.Thread(target=self._run, args=(counters[i::threads],),
+                                         daemon=True) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def _run(self, mine: list[str]) -> None:
+        rc = RedisCluster(host="127.0.0.1", port=self.cluster.procs[0].port,
+                          socket_timeout=self.socket_timeout)
+        try:
+            i = 0
+            while not self.done.is_set():
+                key = mine[i % len(mine)]
+                i += 1
+                try:
+                    rc.incr(key)
+                    with self.lock:
+                        self.acked[key] += 1
+                except self.REFUSED:
+                    time.sleep(self.pause)
+                except self.unknown_errors:
+                    with self.lock:
+                        self.unknown[key] += 1
+                    time.sleep(self.pause)
+        finally:
+            rc.close()
+
+    def stop(self) -> None:
+        self.done.set()
+        for t in self.threads:
+            t.join(30)
+
+    def check(self) -> None:
+        """Each counter holds its acknowledged increments, plus at most the unknown ones."""
+        rc = RedisCluster(host="127.0.0.1", port=self.cluster.procs[0].port, socket_timeout=10)
+        try:
+            for key in self.counters:
+                value = int(rc.get(key) or 0)
+                assert self.acked[key] <= value <= self.acked[key] + self.unknown[key], \
+                    (key, value, self.acked[key], self.unknown[key])
+        finally:
+            rc.close()
+
+
 def _leader_client(cluster: GroupCluster, gid: int) -> redis.Redis:
     mover = Mover(cluster.map)
     try:
@@ -140,35 +202,9 @@ def test_migration_under_load_loses_and_duplicates_nothing(cluster):
     src_gid = cluster.map.owner[slots[0]]
     assert cluster.map.owner[slots[1]] == src_gid
     dst_gid = next(g.id for g in cluster.map.groups if g.id != src_gid)
-    acked = {k: 0 for k in counters}
-    unknown = {k: 0 for k in counters}
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(mine: list[str]) -> None:
-        rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
-        try:
-            i = 0
-            while not stop.is_set():
-                key = mine[i % len(mine)]
-                i += 1
-                try:
-                    rc.incr(key)
-                    with lock:
-                        acked[key] += 1
-                except (redis.exceptions.TryAgainError, redis.exceptions.AskError,
-                        redis.exceptions.MovedError, redis.exceptions.ClusterDownError):
-                    continue  # refused before applying: not a write
-                except (redis.ConnectionError, redis.TimeoutError, redis.ResponseError):
-                    with lock:
-                        unknown[key] += 1  # the outcome is not known
-        finally:
-            rc.close()
-
-    threads = [threading.Thread(target=writer, args=(counters[i::3],), daemon=True)
-               for i in range(3)]
-    for t in threads:
-        t.start()
+    writers = Incrementers(cluster, counters, 3, socket_timeout=10, pause=0.0,
+                           unknown=(redis.ConnectionError, redis.TimeoutError,
+                                    redis.ResponseError))
     time.sleep(1.0)
     mover = Mover(cluster.map)
     try:
@@ -177,18 +213,9 @@ def test_migration_under_load_loses_and_duplicates_nothing(cluster):
     finally:
         mover.close()
     time.sleep(1.0)  # writes go on against the new owner
-    stop.set()
-    for t in threads:
-        t.join(30)
-    assert sum(acked.values()) > 0
-    rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
-    try:
-        for key in counters:
-            value = int(rc.get(key) or 0)
-            assert acked[key] <= value <= acked[key] + unknown[key], \
-                (key, value, acked[key], unknown[key])
-    finally:
-        rc.close()
+    writers.stop()
+    assert sum(writers.acked.values()) > 0
+    writers.check()
     src = _leader_client(cluster, src_gid)
     assert all(src.execute_command("CLUSTER", "COUNTKEYSINSLOT", s) == 0 for s in slots)
     src.close()
@@ -203,36 +230,8 @@ def test_migration_survives_a_killed_source_leader(cluster):
     src_gid = probe.current_map().owner[slots[0]]  # (the live map: earlier tests moved slots)
     probe.close()
     dst_gid = next(g.id for g in cluster.map.groups if g.id != src_gid)
-    acked = {k: 0 for k in counters}
-    unknown = {k: 0 for k in counters}
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def writer(mine: list[str]) -> None:
-        rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=5)
-        try:
-            i = 0
-            while not stop.is_set():
-                key = mine[i % len(mine)]
-                i += 1
-                try:
-                    rc.incr(key)
-                    with lock:
-                        acked[key] += 1
-                except (redis.exceptions.TryAgainError, redis.exceptions.AskError,
-                        redis.exceptions.MovedError, redis.exceptions.ClusterDownError):
-                    time.sleep(0.05)
-                except (redis.RedisError, OSError):
-                    with lock:
-                        unknown[key] += 1
-                    time.sleep(0.05)
-        finally:
-            rc.close()
-
-    threads = [threading.Thread(target=writer, args=(counters[i::2],), daemon=True)
-               for i in range(2)]
-    for t in threads:
-        t.start()
+    writers = Incrementers(cluster, counters, 2, socket_timeout=5, pause=0.05,
+                           unknown=(redis.RedisError, OSError))
     time.sleep(0.5)
     mover = Mover(cluster.map)
     leader = mover.leader(cluster.map.group(src_gid).members)
@@ -256,19 +255,10 @@ def test_migration_survives_a_killed_source_leader(cluster):
     assert not mover_thread.is_alive(), "the mover did not finish"
     assert not errors, errors
     time.sleep(1.0)
-    stop.set()
-    for t in threads:
-        t.join(30)
+    writers.stop()
     mover.close()
     cluster.wait_ready()
-    rc = RedisCluster(host="127.0.0.1", port=cluster.procs[0].port, socket_timeout=10)
-    try:
-        for key in counters:
-            value = int(rc.get(key) or 0)
-            assert acked[key] <= value <= acked[key] + unknown[key], \
-                (key, value, acked[key], unknown[key])
-    finally:
-        rc.close()
+    writers.check()
 
 
 def test_a_move_left_half_done_is_finished_before_another(cluster):
