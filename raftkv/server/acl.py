@@ -1057,6 +1057,11 @@ class AclManager:
         self.log.add(reason, context, obj, username, info, self.config.get_int("acllog-max-len"))
 
     # --- ACL commands' helpers --------------------------------------------------------------
+    def list_lines(self) -> list[bytes]:
+        """ACL LIST: ``user <name> <description>`` per user, by name."""
+        return [f"user {n} {self.users[n].describe()}".encode("latin-1")
+                for n in sorted(self.users)]
+
     def lookup_command(self, argv: list[bytes]) -> CommandSpec | None:
         spec = self.catalog.top.get(argv[0].decode("latin-1").lower())
         if spec is not None and spec.subcommands and len(argv) > 1:

@@ -74,7 +74,9 @@ class Dispatcher:
         self.acl_check = acl.check
         self.acl_open = acl.unrestricted  # users allowed everything: no ACL check
         self.directory = node.groups  # the slot groups of a multi-group cluster, or None
-        self.slot_state = slot_rules.state_of(node.sm)  # replicated MIGRATING / IMPORTING
+        # Replicated MIGRATING / IMPORTING (multi-group only: a single group's state
+        # machine gets none, and so no slot check on its hot path).
+        self.slot_state = slot_rules.state_of(node.sm) if node.groups is not None else None
         import raftkv.server.commands  # noqa: F401 - registers the server handlers
         self.infos: dict[int, CommandInfo] = {}  # by id() of the spec run (the table's)
         self.plain: dict[bytes, CommandInfo] = {}  # by name, commands without subcommands

@@ -182,10 +182,7 @@ class GroupDirectory:
         lines = await self.call_meta([b"ACL", b"LIST"])
         if not isinstance(lines, list):
             return
-        acl = self.node.acl
-        mine = [f"user {n} {acl.users[n].describe()}".encode("latin-1")
-                for n in sorted(acl.users)]
-        if sorted(lines) == mine:
+        if sorted(lines) == self.node.acl.list_lines():
             return
         entry = [b"__acl", b"load"]
         for line in lines:

@@ -121,8 +121,7 @@ def acl(node, conn, argv):  # noqa: C901 - one branch per subcommand
         user = manager.users.get(_name(argv[2]))
         return None if user is None else manager.getuser_reply(user)
     if sub == b"list":
-        return [f"user {n} {manager.users[n].describe()}".encode("latin-1")
-                for n in sorted(manager.users)]
+        return manager.list_lines()
     if sub == b"users":
         return [n.encode("latin-1") for n in sorted(manager.users)]
     if sub == b"whoami":
