@@ -60,8 +60,25 @@ class LocalCluster:
             time.sleep(0.05)
         raise AssertionError("no leader elected in time")
 
-    def followers(self, leader: ServerProcess) -> list[ServerProcess]:
-        return [n for n in self.nodes if n is not leader and n.proc is not None]
+    def followers(self, leader: ServerProcess, timeout: float = 10.0) -> list[ServerProcess]:
+        """The other live nodes, after each has heard of `leader` (bounded wait).
+
+        A leader commits with one follower's vote; on a loaded machine the other may not
+        have had its first heartbeat yet and would answer CLUSTERDOWN instead of MOVED.
+        Nodes that never learn it (stopped, partitioned) are returned all the same.
+        """
+        nodes = [n for n in self.nodes if n is not leader and n.proc is not None]
+        deadline = time.monotonic() + timeout
+        leader_id = f"127.0.0.1:{leader.port}"
+        for n in nodes:
+            while time.monotonic() < deadline:
+                try:
+                    if self.raft_info(n).get("leader") == leader_id:
+                        break
+                except (redis.ConnectionError, redis.TimeoutError):
+                    break
+                time.sleep(0.05)
+        return nodes
 
     def wait_applied(self, node: ServerProcess, index: int, timeout: float = 20.0) -> None:
         deadline = time.monotonic() + timeout
