@@ -50,28 +50,28 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    FSYNC_MODES,
     BenchError,
     BenchResult,
     RespClient,
     RespError,
     ServerProcess,
     TempDir,
-    default_python,
-    default_requests,
+    add_load_args,
+    add_process_args,
     ensure_redis_tools,
     fmt_num,
     free_ports,
     install_sigterm_handler,
+    load_settings,
     log,
-    machine_info,
     markdown_table,
     measure,
+    new_parser,
     parse_info,
-    parse_int_list,
     parse_moved,
     render_command,
-    tool_version,
-    write_results,
+    save_results,
 )
 
 RAFTKV_CLUSTER_TEMPLATE = (
@@ -86,13 +86,12 @@ PROBE_KEY = "__bench:leader-probe"
 FAILOVER_KEY = "__bench:failover"
 MARKER_KEY = "__bench:rejoin-marker"
 NOT_LEADER_ROLES = ("follower", "candidate", "precandidate", "pre-candidate", "learner")
+# --max-seconds' default, and with --quick.
+MAX_SECONDS = {"max_seconds": 15.0, "quick_max_seconds": 3.0}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="Benchmark a 3-node raftkv cluster: SET, GET read modes, failover.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = new_parser("Benchmark a 3-node raftkv cluster: SET, GET read modes, failover.")
     p.add_argument("--nodes", type=int, default=3, help="cluster size")
     p.add_argument("--phases", default=",".join(PHASES), help="comma-separated: set, get, proxy, failover")
     p.add_argument(
@@ -103,23 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--read-modes", default="linearizable,lease", help="raft-read-mode values for GET"
     )
-    p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
-    p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
-    p.add_argument(
-        "-n",
-        "--requests",
-        default=None,
-        help="redis-benchmark -n: one value or one per --pipelines entry "
-        "(default 200000 for -P 1, 1000000 otherwise; --quick: 20000 / 100000)",
-    )
-    p.add_argument("--randkeys", type=int, default=100000, help="redis-benchmark -r")
-    p.add_argument(
-        "--max-seconds",
-        type=float,
-        default=None,
-        help="cap each benchmark run at about this long (probe-based); 0 disables "
-        "(default 15, --quick 3)",
-    )
+    add_load_args(p, **MAX_SECONDS)
     p.add_argument("--quick", action="store_true", help="small -n, 2 failover runs")
     p.add_argument("--failover-runs", type=int, default=None, help="default 5, --quick 2")
     p.add_argument(
@@ -156,15 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds for a restarted node to rejoin",
     )
     p.add_argument(
-        "--stop-timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
-    )
-    p.add_argument(
         "--raftkv-cmd",
         default=RAFTKV_CLUSTER_TEMPLATE,
         help="node command template; placeholders {python} {port} {dir} {peers} "
         "{appendfsync} {index} (1-based) {host}",
     )
-    p.add_argument("--python", default=default_python(), help="python for {python}")
     p.add_argument(
         "--rb-cluster",
         choices=("auto", "on", "off"),
@@ -184,9 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 3 when a target is missed (default: targets are only reported)",
     )
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
-    p.add_argument("--keep-dirs", action="store_true", help="keep node dirs and logs")
+    add_process_args(p, start_timeout=None, keep_help="keep node dirs and logs")
     return p
 
 
@@ -809,6 +786,19 @@ def evaluate_targets(out, pipelines) -> list[dict]:
     return targets
 
 
+def number_cells(r: dict) -> list[str]:
+    """ops/s, p50, p99, first node's and all nodes' CPU us/op of one run ('error' x5)."""
+    if r["error"] is not None:
+        return ["error"] * 5
+    return [
+        fmt_num(r["rps"]),
+        fmt_num(r["p50_ms"], 3),
+        fmt_num(r["p99_ms"], 3),
+        fmt_num(r["cpu_us_per_op"], 2),
+        fmt_num(r["extra"].get("cpu_us_per_op_all"), 2),
+    ]
+
+
 def render_report(out, args, pipelines) -> str:
     parts = []
     if not out["bench"] and not out.get("failover") and not out.get("proxy"):
@@ -852,11 +842,7 @@ def render_report(out, args, pipelines) -> str:
                 x.get("fsync") or "-",
                 x.get("read_mode") or "-",
                 str(r["pipeline"]),
-                "error" if err else fmt_num(r["rps"]),
-                "error" if err else fmt_num(r["p50_ms"], 3),
-                "error" if err else fmt_num(r["p99_ms"], 3),
-                "error" if err else fmt_num(r["cpu_us_per_op"], 2),
-                "error" if err else fmt_num(x.get("cpu_us_per_op_all"), 2),
+                *number_cells(r),
                 target,
             ]
         )
@@ -867,7 +853,6 @@ def render_report(out, args, pipelines) -> str:
         prows = []
         for r in px["runs"]:
             x = r["extra"]
-            err = r["error"] is not None
             ratio = px["ratios"].get(r["pipeline"]) if x.get("path") == "proxy" else None
             prows.append(
                 [
@@ -875,11 +860,7 @@ def render_report(out, args, pipelines) -> str:
                     if x.get("path") == "direct"
                     else "plain client -> follower (proxy)",
                     str(r["pipeline"]),
-                    "error" if err else fmt_num(r["rps"]),
-                    "error" if err else fmt_num(r["p50_ms"], 3),
-                    "error" if err else fmt_num(r["p99_ms"], 3),
-                    "error" if err else fmt_num(r["cpu_us_per_op"], 2),
-                    "error" if err else fmt_num(x.get("cpu_us_per_op_all"), 2),
+                    *number_cells(r),
                     "" if ratio is None else f"{ratio:.2f}x direct",
                 ]
             )
@@ -953,29 +934,18 @@ def main(argv: list[str] | None = None) -> int:
         if bad or not phases:
             raise BenchError(f"--phases: unknown {bad}; choose from {', '.join(PHASES)}")
         modes = [m.strip() for m in args.fsync_modes.split(",") if m.strip()]
-        if not modes or any(m not in ("everysec", "always", "no") for m in modes):
+        if not modes or any(m not in FSYNC_MODES for m in modes):
             raise BenchError("--fsync-modes: comma-separated everysec, always, no")
         args.read_modes_list = [m.strip() for m in args.read_modes.split(",") if m.strip()]
         if not args.read_modes_list:
             raise BenchError("--read-modes is empty")
-        pipelines = parse_int_list(args.pipelines)
+        pipelines, reqs = load_settings(args, **MAX_SECONDS)
         if args.nodes < 1 or args.clients < 1:
             raise BenchError("--nodes and --clients must be positive")
-        if args.max_seconds is None:
-            args.max_seconds = 3.0 if args.quick else 15.0
         if args.failover_runs is None:
             args.failover_runs = 2 if args.quick else 5
         if args.failover_runs < 1 or args.write_interval_ms <= 0 or args.request_timeout <= 0:
             raise BenchError("--failover-runs, --write-interval-ms, --request-timeout must be > 0")
-        if args.requests is None:
-            reqs = {p: default_requests(p, args.quick) for p in pipelines}
-        else:
-            vals = parse_int_list(args.requests)
-            if len(vals) not in (1, len(pipelines)):
-                raise BenchError("--requests needs one value, or one per --pipelines entry")
-            reqs = dict(
-                zip(pipelines, vals * len(pipelines) if len(vals) == 1 else vals, strict=False)
-            )
         if "failover" in phases and args.nodes < 3:
             raise BenchError("the failover phase needs --nodes >= 3 (a majority must survive)")
         if {"set", "get", "proxy"} & set(phases):
@@ -1022,21 +992,13 @@ def main(argv: list[str] | None = None) -> int:
     for e in run_errors:
         print(f"error: {e}")
 
-    if not args.no_json:
-        payload = {
-            "kind": "cluster",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info(),
-            "redis_benchmark_version": tool_version("redis-benchmark"),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
-            "requests": reqs,
-            "stand_in": args.stand_in,
-            **out,
-            "report_markdown": report,
-        }
-        path = write_results("cluster", payload, args.results_dir)
-        print(f"results: {path}")
+    save_results(
+        "cluster",
+        args,
+        started,
+        {"requests": reqs, "stand_in": args.stand_in, **out, "report_markdown": report},
+        tools=("redis-benchmark",),
+    )
     if out["errors"] or run_errors:
         return 1
     if args.check_targets and any(t["met"] is False for t in out["targets"]):

@@ -32,7 +32,6 @@ Exit status: 0; 1 if a server failed or a load went wrong; 2 for bad arguments.
 
 from __future__ import annotations
 
-import argparse
 import shlex
 import socket
 import sys
@@ -41,26 +40,29 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_single import RAFTKV_TEMPLATE, SERVERS  # noqa: E402
 from common import (  # noqa: E402
-    REDIS_TEMPLATE,
+    SERVERS,
     BenchError,
     RespClient,
     ServerProcess,
     TempDir,
-    default_python,
+    add_appendfsync_arg,
+    add_process_args,
+    add_template_args,
     ensure_redis_tools,
-    fmt_num,
     fmt_ratio,
     free_ports,
     install_sigterm_handler,
     log,
-    machine_info,
     markdown_table,
+    new_parser,
     parse_info,
+    parse_servers,
+    rec_cell,
+    rec_value,
     render_command,
-    tool_version,
-    write_results,
+    save_results,
+    server_template,
 )
 
 # type -> (key, write command, size command)
@@ -132,13 +134,13 @@ def wait_ready(srv: ServerProcess, timeout: float) -> None:
         time.sleep(0.1)
 
 
-def run_one(args, name: str, template: str, kind: str, root: Path) -> dict:
+def run_one(args, name: str, kind: str, root: Path) -> dict:
     """Fresh server, load one type, read memory; returns a record (error in rec['error'])."""
     rec: dict = {"server": name, "type": kind, "members": args.members, "error": None}
     port = free_ports(1, bus_offset=10000)[0]
     data = root / f"{name}-{kind}"
     argv = render_command(
-        template, python=args.python, port=port, dir=str(data), appendfsync=args.appendfsync
+        server_template(args, name), python=args.python, port=port, dir=str(data), appendfsync=args.appendfsync
     )
     srv = ServerProcess(name=name, argv=argv, port=port, dir=data)
     key, _, size_cmd = TYPES[kind]
@@ -229,30 +231,18 @@ def build_table(types, recs: dict[tuple[str, str], dict]) -> str:
             if r and not r["error"]:
                 r["load_rate"] = r["members"] / r["load_s"] if r["load_s"] else None
 
-        def val(r, f):
-            if r is None or r["error"]:
-                return None
-            return r.get(f)
-
-        def cell(r, f, digits):
-            if r is None:
-                return "-"
-            if r["error"]:
-                return "error"
-            return fmt_num(r.get(f), digits)
-
         enc = [r["encoding"] if r and not r["error"] else "-" for r in (a, b)]
         rows.append([kind, "encoding", enc[0], enc[1], ""])
         for label, f, digits in METRICS:
-            if f == "rss_per_el_restarted" and val(a, f) is None and val(b, f) is None:
+            if f == "rss_per_el_restarted" and rec_value(a, f) is None and rec_value(b, f) is None:
                 continue
             rows.append(
                 [
                     kind,
                     label,
-                    cell(a, f, digits),
-                    cell(b, f, digits),
-                    fmt_ratio(val(b, f), val(a, f)),
+                    rec_cell(a, f, digits),
+                    rec_cell(b, f, digits),
+                    fmt_ratio(rec_value(b, f), rec_value(a, f)),
                 ]
             )
     return markdown_table(
@@ -262,35 +252,26 @@ def build_table(types, recs: dict[tuple[str, str], dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     install_sigterm_handler()
-    p = argparse.ArgumentParser(
-        description="Memory per element of a big set, hash, sorted set and list: "
-        "raftkv vs redis-server.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = new_parser(
+        "Memory per element of a big set, hash, sorted set and list: "
+        "raftkv vs redis-server."
     )
     p.add_argument("--members", type=int, default=1_000_000, help="elements per collection")
     p.add_argument("--types", default="set,hash,zset,list")
     p.add_argument("--batch", type=int, default=1000, help="elements per command")
     p.add_argument("--pipeline", type=int, default=8, help="commands per round trip")
     p.add_argument("--servers", default=",".join(SERVERS), help="redis, raftkv or both")
-    p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
+    add_appendfsync_arg(p)
     p.add_argument("--settle", type=float, default=1.0, help="idle seconds before a reading")
     p.add_argument("--no-restart", action="store_true", help="skip the restart reading")
-    p.add_argument("--raftkv-cmd", default=RAFTKV_TEMPLATE, help="raftkv command template")
-    p.add_argument("--redis-cmd", default=REDIS_TEMPLATE, help="redis-server command template")
-    p.add_argument("--python", default=default_python(), help="python for {python}")
-    p.add_argument("--start-timeout", type=float, default=120.0)
-    p.add_argument("--stop-timeout", type=float, default=30.0)
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true")
-    p.add_argument("--keep-dirs", action="store_true")
+    add_template_args(p)
+    add_process_args(p, start_timeout=120.0, stop_timeout=30.0)
     args = p.parse_args(argv)
     try:
         types = [t.strip() for t in args.types.split(",") if t.strip()]
         if not types or any(t not in TYPES for t in types):
             raise BenchError(f"--types: choose from {', '.join(TYPES)}")
-        names = [s.strip() for s in args.servers.split(",") if s.strip()]
-        if not names or any(s not in SERVERS for s in names):
-            raise BenchError(f"--servers: choose from {', '.join(SERVERS)}")
+        names = parse_servers(args.servers)
         if min(args.members, args.batch, args.pipeline) <= 0:
             raise BenchError("--members, --batch and --pipeline must be positive")
         if "redis" in names:
@@ -304,8 +285,7 @@ def main(argv: list[str] | None = None) -> int:
     with TempDir("raftkv-bench-elements-", keep=args.keep_dirs) as root:
         for kind in types:
             for name in names:
-                template = args.redis_cmd if name == "redis" else args.raftkv_cmd
-                recs[(name, kind)] = run_one(args, name, template, kind, root)
+                recs[(name, kind)] = run_one(args, name, kind, root)
 
     table = build_table(types, recs)
     print()
@@ -323,18 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     failed = [r for r in recs.values() if r["error"]]
     for r in failed:
         print(f"{r['server']} {r['type']}: {r['error'].splitlines()[0]}")
-    if not args.no_json:
-        payload = {
-            "kind": "elements",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info(),
-            "redis_server_version": tool_version("redis-server"),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
-            "results": list(recs.values()),
-            "table_markdown": table,
-        }
-        print(f"results: {write_results('elements', payload, args.results_dir)}")
+    save_results(
+        "elements",
+        args,
+        started,
+        {"results": list(recs.values()), "table_markdown": table},
+        tools=("redis-server",),
+    )
     return 1 if failed else 0
 
 

@@ -51,19 +51,19 @@ from common import (  # noqa: E402
     RespClient,
     ServerProcess,
     TempDir,
-    default_python,
+    add_appendfsync_arg,
+    add_process_args,
     ensure_redis_tools,
     fmt_num,
     free_ports,
     install_sigterm_handler,
     log,
-    machine_info,
     markdown_table,
     measure,
+    new_parser,
     parse_int_list,
     render_command,
-    tool_version,
-    write_results,
+    save_results,
 )
 
 HOST = "127.0.0.1"
@@ -75,10 +75,7 @@ RAFTKV_GROUP_TEMPLATE = (
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="SET throughput of a raftkv cluster with 1 and with 3 slot groups.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = new_parser("SET throughput of a raftkv cluster with 1 and with 3 slot groups.")
     p.add_argument("--quick", action="store_true", help="small -n (for make bench)")
     p.add_argument("--groups", default="1,3", help="comma-separated group counts to compare")
     p.add_argument("--nodes", type=int, default=3, help="nodes (processes per group)")
@@ -98,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--repeat", type=int, default=1,
         help="runs per configuration, alternating, a fresh cluster each (the median is shown)",
     )
-    p.add_argument("--appendfsync", default="everysec", choices=("everysec", "always", "no"))
+    add_appendfsync_arg(p)
     p.add_argument(
         "--cluster-timeout", type=float, default=60.0,
         help="seconds for every process to answer PING and report cluster_state:ok",
@@ -109,17 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
         "(leaders spread over nodes); then go on with a warning",
     )
     p.add_argument(
-        "--stop-timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
-    )
-    p.add_argument(
         "--raftkv-cmd", default=RAFTKV_GROUP_TEMPLATE,
         help="process command template; placeholders {python} {port} {dir} {map} "
         "{appendfsync} {node} {group}",
     )
-    p.add_argument("--python", default=default_python(), help="python for {python}")
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
-    p.add_argument("--keep-dirs", action="store_true", help="keep process dirs and logs")
+    add_process_args(p, start_timeout=None, keep_help="keep process dirs and logs")
     return p
 
 
@@ -423,15 +414,12 @@ def main(argv: list[str] | None = None) -> int:
     errors = [f"{r['groups']} group(s): {r['error'].splitlines()[0]}" for r in rows if r["error"]]
     for e in errors:
         print(f"error: {e}")
-    if not args.no_json:
-        base = rows[0].get("rps")
-        payload = {
-            "kind": "groups",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info() | {"cpus_usable": cpus[1]},
-            "redis_benchmark_version": tool_version("redis-benchmark"),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
+    base = rows[0].get("rps")
+    save_results(
+        "groups",
+        args,
+        started,
+        {
             "results": rows,
             "ratios": {
                 str(r["groups"]): (r["rps"] / base if base and r.get("rps") else None)
@@ -439,9 +427,10 @@ def main(argv: list[str] | None = None) -> int:
             },
             "errors": errors,
             "report_markdown": report,
-        }
-        path = write_results("groups", payload, args.results_dir)
-        print(f"results: {path}")
+        },
+        tools=("redis-benchmark",),
+        machine_extra={"cpus_usable": cpus[1]},
+    )
     return 1 if errors else 0
 
 

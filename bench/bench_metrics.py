@@ -37,47 +37,42 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
+    RAFTKV_TEMPLATE,
     REPO_ROOT,
     BenchError,
     BenchResult,
     ServerProcess,
     TempDir,
-    default_python,
-    default_requests,
+    add_appendfsync_arg,
+    add_load_args,
+    add_process_args,
     ensure_redis_tools,
     fmt_num,
     fmt_ratio,
     free_ports,
     install_sigterm_handler,
+    load_settings,
     log,
-    machine_info,
     markdown_table,
     measure,
-    parse_int_list,
-    write_results,
+    median_run,
+    new_parser,
+    render_command,
+    run_error_lines,
+    save_results,
 )
 
-RAFTKV_TEMPLATE = (
-    "{python} -m raftkv.server.main --port {port} --dir {dir} --appendfsync {appendfsync} "
-    "--metrics-port {metrics_port}"
-)
+METRICS_TEMPLATE = RAFTKV_TEMPLATE + " --metrics-port {metrics_port}"
 VARIANTS = ("off", "on")
+# --max-seconds' default, and with --quick.
+MAX_SECONDS = {"max_seconds": 10.0, "quick_max_seconds": 3.0}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="redis-benchmark against raftkv with metrics-port off and on.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
+    p = new_parser("redis-benchmark against raftkv with metrics-port off and on.")
+    add_appendfsync_arg(p)
     p.add_argument("--tests", default="set,get", help="comma-separated redis-benchmark -t tests")
-    p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
-    p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
-    p.add_argument("-n", "--requests", default=None,
-                   help="requests per run: one value or one per --pipelines entry")
-    p.add_argument("--randkeys", type=int, default=100000, help="redis-benchmark -r")
-    p.add_argument("--max-seconds", type=float, default=None,
-                   help="cap each run at about this long (default 10, --quick 3; 0 = off)")
+    add_load_args(p, **MAX_SECONDS)
     p.add_argument("--repeat", type=int, default=3,
                    help="runs per cell, interleaved; the table shows the median")
     p.add_argument("--scrape-interval", type=float, default=1.0,
@@ -85,12 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small runs, for a smoke test")
     p.add_argument("--no-micro", dest="micro", action="store_false",
                    help="skip the in-process cost of the dispatcher's counters")
-    p.add_argument("--python", default=default_python(), help="python that runs raftkv")
-    p.add_argument("--start-timeout", type=float, default=30.0)
-    p.add_argument("--stop-timeout", type=float, default=10.0)
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
-    p.add_argument("--keep-dirs", action="store_true", help="keep temp dirs and server logs")
+    add_process_args(p)
     return p
 
 
@@ -186,11 +176,8 @@ def start_variant(name: str, args, root: Path) -> ServerProcess:
     port, metrics_port = free_ports(2)
     if name == "off":
         metrics_port = 0
-    argv = [
-        w.format(python=args.python, port=port, dir=str(root / name),
-                 appendfsync=args.appendfsync, metrics_port=metrics_port)
-        for w in shlex.split(RAFTKV_TEMPLATE)
-    ]
+    argv = render_command(METRICS_TEMPLATE, python=args.python, port=port, dir=str(root / name),
+                          appendfsync=args.appendfsync, metrics_port=metrics_port)
     srv = ServerProcess(name=name, argv=argv, port=port, dir=root / name)
     srv.metrics_port = metrics_port  # type: ignore[attr-defined]
     log(f"{name}: starting on 127.0.0.1:{port}: {shlex.join(argv)}")
@@ -259,9 +246,10 @@ def run_one(args, srv, rec, name, test, pipeline, reqs, sized, rep) -> None:
 
 
 def pick_median(results: list[dict], test: str, pipeline: int) -> BenchResult | None:
-    ok = sorted((r for r in results if r["test"] == test and r["pipeline"] == pipeline
-                 and r["error"] is None), key=lambda r: r["rps"])
-    return BenchResult(**ok[(len(ok) - 1) // 2]) if ok else None
+    """The successful run with the median ops/s of one cell (None if none succeeded)."""
+    run = median_run([r for r in results if r["test"] == test and r["pipeline"] == pipeline
+                      and r["error"] is None])
+    return None if run is None else BenchResult(**run)
 
 
 def build_table(tests, pipelines, recs) -> str:
@@ -291,19 +279,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         tests = [t.strip().lower() for t in args.tests.split(",") if t.strip()]
-        pipelines = parse_int_list(args.pipelines)
+        pipelines, reqs = load_settings(args, **MAX_SECONDS)
         if not tests or args.clients <= 0 or args.repeat <= 0:
             raise BenchError("--tests, --clients and --repeat must be non-empty / positive")
-        if args.max_seconds is None:
-            args.max_seconds = 3.0 if args.quick else 10.0
-        if args.requests is None:
-            reqs = {p: default_requests(p, args.quick) for p in pipelines}
-        else:
-            vals = parse_int_list(args.requests)
-            if len(vals) not in (1, len(pipelines)):
-                raise BenchError("--requests needs one value, or one per --pipelines entry")
-            reqs = dict(zip(pipelines, vals * len(pipelines) if len(vals) == 1 else vals,
-                            strict=False))
         ensure_redis_tools(("redis-benchmark",))
     except BenchError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -328,23 +306,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Dispatcher counters per command (in-process, best of 9): "
               f"{micro['before']:.0f} ns before issue 12, {micro['after']:.0f} ns now "
               f"(+{micro['added_ns']:.0f} ns: histogram bucket + slow-path test)")
-    run_errors = [(v, r["test"], r["pipeline"], r["error"])
-                  for v, rec in recs.items() for r in rec["results"] if r["error"]]
-    for v, t, p, err in run_errors:
-        print(f"{v}: {t} -P {p}: {err.splitlines()[0]}")
-    if not args.no_json:
-        payload = {
-            "kind": "metrics",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info(),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
-            "requests": reqs,
-            "variants": recs,
-            "micro_ns": micro,
-            "table_markdown": table,
-        }
-        print(f"results: {write_results('metrics', payload, args.results_dir)}")
+    run_errors = run_error_lines(recs)
+    for line in run_errors:
+        print(line)
+    save_results("metrics", args, started, {"requests": reqs, "variants": recs,
+                                            "micro_ns": micro, "table_markdown": table})
     return 1 if run_errors else 0
 
 

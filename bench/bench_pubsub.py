@@ -47,26 +47,33 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_single import RAFTKV_TEMPLATE, SERVERS, start_server  # noqa: E402
 from common import (  # noqa: E402
-    REDIS_TEMPLATE,
+    SERVERS,
     BenchError,
     RespClient,
     ServerProcess,
     TempDir,
+    add_appendfsync_arg,
+    add_process_args,
+    add_template_args,
     capped_requests,
-    default_python,
+    drop_if_died,
     ensure_redis_tools,
     fmt_num,
     fmt_ratio,
     install_sigterm_handler,
     log,
-    machine_info,
     markdown_table,
+    median_run,
+    new_parser,
     parse_int_list,
+    parse_servers,
+    rec_cell,
+    rec_value,
     run_redis_benchmark,
-    tool_version,
-    write_results,
+    run_timeout,
+    running_servers,
+    save_results,
 )
 
 
@@ -176,10 +183,7 @@ class Subscribers:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="PUBLISH throughput and delivery, raftkv vs redis-server (single node).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+    p = new_parser("PUBLISH throughput and delivery, raftkv vs redis-server (single node).")
     p.add_argument("--subscribers", default="1,100", help="comma-separated subscriber counts")
     p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c (publishers)")
     p.add_argument("--pipeline", type=int, default=1, help="redis-benchmark -P")
@@ -200,7 +204,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="small -n and time cap")
     p.add_argument("--repeat", type=int, default=1, help="runs per cell; the median is shown")
     p.add_argument("--servers", default=",".join(SERVERS), help="redis, raftkv or both")
-    p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
+    add_appendfsync_arg(p)
     p.add_argument("--channel", default="ch")
     p.add_argument("--message", default="hello")
     p.add_argument(
@@ -212,14 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quiet", type=float, default=2.0, help="stop draining after this long without a message"
     )
-    p.add_argument("--raftkv-cmd", default=RAFTKV_TEMPLATE, help="raftkv command template")
-    p.add_argument("--redis-cmd", default=REDIS_TEMPLATE, help="redis-server command template")
-    p.add_argument("--python", default=default_python(), help="python for {python}")
-    p.add_argument("--start-timeout", type=float, default=30.0)
-    p.add_argument("--stop-timeout", type=float, default=10.0)
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true")
-    p.add_argument("--keep-dirs", action="store_true")
+    add_template_args(p)
+    add_process_args(p)
     return p
 
 
@@ -260,7 +258,7 @@ def run_cell(args, srv: ServerProcess, subs: int, sized: dict) -> dict:
             pipeline=args.pipeline,
             randkeys=1,
             command=command,
-            timeout=max(120.0, args.max_seconds * 6 if args.max_seconds > 0 else 3600.0),
+            timeout=run_timeout(args.max_seconds),
         )
         t1 = time.monotonic()
         cpu1 = srv.cpu_seconds()
@@ -294,13 +292,6 @@ def run_cell(args, srv: ServerProcess, subs: int, sized: dict) -> dict:
     return rec
 
 
-def median_rec(recs: list[dict]) -> dict | None:
-    ok = sorted((r for r in recs if not r["error"]), key=lambda r: r["rps"])
-    if ok:
-        return ok[(len(ok) - 1) // 2]
-    return recs[0] if recs else None
-
-
 def build_table(sub_counts, runs: dict[str, list[dict]]) -> str:
     headers = [
         "subscribers",
@@ -319,20 +310,8 @@ def build_table(sub_counts, runs: dict[str, list[dict]]) -> str:
     ]
     rows = []
     for k in sub_counts:
-        a = median_rec([r for r in runs.get("redis", []) if r["subscribers"] == k])
-        b = median_rec([r for r in runs.get("raftkv", []) if r["subscribers"] == k])
-
-        def get(r, f):
-            if r is None or r["error"]:
-                return None
-            return r.get(f)
-
-        def cell(r, f, digits=0):
-            if r is None:
-                return "-"
-            if r["error"]:
-                return "error"
-            return fmt_num(r.get(f), digits)
+        a = median_run([r for r in runs.get("redis", []) if r["subscribers"] == k])
+        b = median_run([r for r in runs.get("raftkv", []) if r["subscribers"] == k])
 
         def pct(r):
             if r is None or r["error"] or r.get("delivered_fraction") is None:
@@ -350,18 +329,18 @@ def build_table(sub_counts, runs: dict[str, list[dict]]) -> str:
         rows.append(
             [
                 str(k),
-                cell(a, "rps"),
-                cell(b, "rps"),
-                fmt_ratio(get(b, "rps"), get(a, "rps")),
-                cell(a, "delivered_per_s"),
-                cell(b, "delivered_per_s"),
-                fmt_ratio(get(b, "delivered_per_s"), get(a, "delivered_per_s")),
+                rec_cell(a, "rps"),
+                rec_cell(b, "rps"),
+                fmt_ratio(rec_value(b, "rps"), rec_value(a, "rps")),
+                rec_cell(a, "delivered_per_s"),
+                rec_cell(b, "delivered_per_s"),
+                fmt_ratio(rec_value(b, "delivered_per_s"), rec_value(a, "delivered_per_s")),
                 pct(a),
                 pct(b),
                 lat(a),
                 lat(b),
-                cell(a, "cpu_us_per_publish", 2),
-                cell(b, "cpu_us_per_publish", 2),
+                rec_cell(a, "cpu_us_per_publish", 2),
+                rec_cell(b, "cpu_us_per_publish", 2),
             ]
         )
     return markdown_table(headers, rows, align="r" * len(headers))
@@ -374,9 +353,7 @@ def main(argv: list[str] | None = None) -> int:
         sub_counts = parse_int_list(args.subscribers)
         if args.clients <= 0 or args.repeat <= 0 or args.pipeline <= 0:
             raise BenchError("--clients, --pipeline and --repeat must be positive")
-        names = [s.strip() for s in args.servers.split(",") if s.strip()]
-        if not names or any(s not in SERVERS for s in names):
-            raise BenchError(f"--servers: choose from {', '.join(SERVERS)}")
+        names = parse_servers(args.servers)
         if args.requests is None:
             args.requests = 20000 if args.quick else 200000
         if args.max_seconds is None:
@@ -389,44 +366,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     started = time.time()
-    records: dict[str, dict] = {}
     runs: dict[str, list[dict]] = {n: [] for n in names}
-    servers: dict[str, ServerProcess] = {}
-    with TempDir("raftkv-bench-pubsub-", keep=args.keep_dirs) as root:
-        try:
-            for name in names:
-                template = args.redis_cmd if name == "redis" else args.raftkv_cmd
-                srv, rec = start_server(name, template, args, root)
-                records[name] = rec
-                if srv is not None:
-                    servers[name] = srv
-            sized: dict = {}
-            for k in sub_counts:
-                for rep in range(args.repeat):
-                    for name in names:
-                        srv = servers.get(name)
-                        if srv is None:
-                            continue
-                        if not srv.alive():
-                            records[name]["error"] = f"{name} died\n{srv.log_tail()}"
-                            servers.pop(name).stop(args.stop_timeout)
-                            continue
-                        r = run_cell(args, srv, k, sized)
-                        r["repeat"] = rep + 1
-                        runs[name].append(r)
-                        if r["error"]:
-                            log(f"{name}: {k} subscribers: ERROR {r['error']}")
-                        else:
-                            log(
-                                f"{name:<6} subs={k:<4} n={r['requests']:<7} "
-                                f"{fmt_num(r['rps']):>8} PUBLISH/s  delivered "
-                                f"{r['delivered_messages']:,}/{r['expected_messages']:,} "
-                                f"({fmt_num(r['delivered_per_s'])} msg/s, last one "
-                                f"{r['drain_after_run_s'] or 0:+.3f}s after the run)"
-                            )
-        finally:
-            for srv in servers.values():
-                srv.stop(args.stop_timeout)
+    with (
+        TempDir("raftkv-bench-pubsub-", keep=args.keep_dirs) as root,
+        running_servers(args, names, root) as (servers, records),
+    ):
+        sized: dict = {}
+        for k in sub_counts:
+            for rep in range(args.repeat):
+                for name in names:
+                    if name not in servers or drop_if_died(
+                        servers, name, records[name], args.stop_timeout
+                    ):
+                        continue
+                    r = run_cell(args, servers[name], k, sized)
+                    r["repeat"] = rep + 1
+                    runs[name].append(r)
+                    if r["error"]:
+                        log(f"{name}: {k} subscribers: ERROR {r['error']}")
+                    else:
+                        log(
+                            f"{name:<6} subs={k:<4} n={r['requests']:<7} "
+                            f"{fmt_num(r['rps']):>8} PUBLISH/s  delivered "
+                            f"{r['delivered_messages']:,}/{r['expected_messages']:,} "
+                            f"({fmt_num(r['delivered_per_s'])} msg/s, last one "
+                            f"{r['drain_after_run_s'] or 0:+.3f}s after the run)"
+                        )
 
     table = build_table(sub_counts, runs)
     print()
@@ -459,20 +424,13 @@ def main(argv: list[str] | None = None) -> int:
             if r["error"]:
                 failed = True
                 print(f"{n}: {r['subscribers']} subscribers: {r['error'].splitlines()[0]}")
-    if not args.no_json:
-        payload = {
-            "kind": "pubsub",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info(),
-            "redis_server_version": tool_version("redis-server"),
-            "redis_benchmark_version": tool_version("redis-benchmark"),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
-            "servers": records,
-            "runs": runs,
-            "table_markdown": table,
-        }
-        print(f"results: {write_results('pubsub', payload, args.results_dir)}")
+    save_results(
+        "pubsub",
+        args,
+        started,
+        {"servers": records, "runs": runs, "table_markdown": table},
+        tools=("redis-server", "redis-benchmark"),
+    )
     return 1 if failed else 0
 
 

@@ -18,7 +18,6 @@ Example:
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,33 +25,32 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import (  # noqa: E402
-    REDIS_TEMPLATE,
+    SERVERS,
     BenchError,
     BenchResult,
     RespClient,
     ServerProcess,
     TempDir,
-    default_python,
-    default_requests,
+    add_appendfsync_arg,
+    add_load_args,
+    add_process_args,
+    add_template_args,
+    drop_if_died,
     ensure_redis_tools,
     fmt_num,
     fmt_ratio,
-    free_ports,
     install_sigterm_handler,
+    load_settings,
     log,
-    machine_info,
     markdown_table,
     measure,
-    parse_int_list,
-    render_command,
-    tool_version,
-    write_results,
+    median_run,
+    new_parser,
+    parse_servers,
+    run_error_lines,
+    running_servers,
+    save_results,
 )
-
-RAFTKV_TEMPLATE = (
-    "{python} -m raftkv.server.main --port {port} --dir {dir} --appendfsync {appendfsync}"
-)
-SERVERS = ("redis", "raftkv")
 
 # redis-benchmark 7.0's -t names that print one result row each (checked against
 # redis-tools 7.0.15), with the name its CSV prints. "ping" and "lrange" select
@@ -111,37 +109,20 @@ TARGETS: dict[tuple[str, int], tuple[float, str]] = {
     },
     ("lrange_600", 1): (0.3, "issue 4"),
 }
+# --max-seconds' default, and with --quick.
+MAX_SECONDS = {"max_seconds": 15.0, "quick_max_seconds": 3.0}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        description="redis-benchmark against raftkv and redis-server (single node).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    p.add_argument("--appendfsync", choices=("everysec", "always", "no"), default="everysec")
+    p = new_parser("redis-benchmark against raftkv and redis-server (single node).")
+    add_appendfsync_arg(p)
     p.add_argument(
         "--tests",
         default=DEFAULT_TESTS,
         help="comma-separated redis-benchmark -t tests, or the groups "
         + ", ".join(f"{k} ({v})" for k, v in TEST_GROUPS.items()),
     )
-    p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
-    p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
-    p.add_argument(
-        "-n",
-        "--requests",
-        default=None,
-        help="redis-benchmark -n: one value for all pipelines or one per --pipelines entry "
-        "(default 200000 for -P 1, 1000000 otherwise; --quick: 20000 / 100000)",
-    )
-    p.add_argument("--randkeys", type=int, default=100000, help="redis-benchmark -r")
-    p.add_argument(
-        "--max-seconds",
-        type=float,
-        default=None,
-        help="cap each run at about this long: a short probe estimates the server's "
-        "rate and -n is lowered if needed; 0 disables (default 15, --quick 3)",
-    )
+    add_load_args(p, **MAX_SECONDS)
     p.add_argument("--quick", action="store_true", help="small -n and time cap, for a smoke run")
     p.add_argument(
         "--repeat",
@@ -154,24 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(SERVERS),
         help="which servers to run: redis, raftkv or both",
     )
-    p.add_argument(
-        "--raftkv-cmd",
-        default=RAFTKV_TEMPLATE,
-        help="raftkv command template; placeholders {python} {port} {dir} {appendfsync}",
-    )
-    p.add_argument(
-        "--redis-cmd",
-        default=REDIS_TEMPLATE,
-        help="redis-server command template (same placeholders)",
-    )
-    p.add_argument("--python", default=default_python(), help="python for {python}")
-    p.add_argument("--start-timeout", type=float, default=30.0, help="seconds to wait for PING")
-    p.add_argument(
-        "--stop-timeout", type=float, default=10.0, help="seconds between SIGTERM and SIGKILL"
-    )
-    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
-    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
-    p.add_argument("--keep-dirs", action="store_true", help="keep temp dirs and server logs")
+    add_template_args(p)
+    add_process_args(p)
     p.add_argument(
         "--targets",
         action="store_true",
@@ -242,45 +207,6 @@ def make_prepare(test: str, srv: ServerProcess, margin: int):
     return prepare
 
 
-def resolve_requests(args, pipelines: list[int]) -> dict[int, int]:
-    if args.requests is None:
-        return {p: default_requests(p, args.quick) for p in pipelines}
-    vals = parse_int_list(args.requests)
-    if len(vals) == 1:
-        return {p: vals[0] for p in pipelines}
-    if len(vals) != len(pipelines):
-        raise BenchError("--requests needs one value, or one per --pipelines entry")
-    return dict(zip(pipelines, vals, strict=True))
-
-
-def start_server(name: str, template: str, args, root: Path) -> tuple[ServerProcess | None, dict]:
-    """Start one server in root/<name>; returns (server or None, its record)."""
-    rec: dict = {"name": name, "results": [], "error": None}
-    try:
-        port = free_ports(1)[0]
-        data = root / name
-        argv = render_command(
-            template, python=args.python, port=port, dir=str(data), appendfsync=args.appendfsync
-        )
-        rec["argv"] = argv
-        srv = ServerProcess(name=name, argv=argv, port=port, dir=data)
-        log(f"{name}: starting on 127.0.0.1:{port}: {shlex.join(argv)}")
-        srv.start()
-    except BenchError as e:
-        rec["error"] = str(e)
-        log(f"{name}: FAILED: {e}")
-        return None, rec
-    try:
-        waited = srv.wait_ready(args.start_timeout)
-    except BenchError as e:
-        rec["error"] = str(e)
-        log(f"{name}: FAILED: {e}")
-        srv.stop(args.stop_timeout)
-        return None, rec
-    log(f"{name}: pid {srv.pid} ready after {waited:.2f}s")
-    return srv, rec
-
-
 def run_all(args, names, tests, pipelines, reqs) -> dict[str, dict]:
     """Start every server, then run each test x pipeline on them in turn (interleaved).
 
@@ -288,49 +214,34 @@ def run_all(args, names, tests, pipelines, reqs) -> dict[str, dict]:
     then all of the other keeps drifts of the machine's speed (noisy neighbours)
     from biasing the ratio. One redis-benchmark runs at a time; the other server idles.
     """
-    by_server: dict[str, dict] = {}
-    servers: dict[str, ServerProcess] = {}
-    with TempDir("raftkv-bench-single-", keep=args.keep_dirs) as root:
-        try:
-            for name in names:
-                template = args.redis_cmd if name == "redis" else args.raftkv_cmd
-                srv, rec = start_server(name, template, args, root)
-                by_server[name] = rec
-                if srv is not None:
-                    servers[name] = srv
-            sized: dict[tuple[str, str, int], int] = {}
-            for pipeline in pipelines:
-                for test in tests:
-                    for rep in range(args.repeat):
-                        for name in names:
-                            if name in servers:
-                                run_one(
-                                    args,
-                                    servers,
-                                    by_server[name],
-                                    name,
-                                    test,
-                                    pipeline,
-                                    reqs,
-                                    sized,
-                                    rep,
-                                )
-        finally:
-            for srv in servers.values():
-                srv.stop(args.stop_timeout)
+    with (
+        TempDir("raftkv-bench-single-", keep=args.keep_dirs) as root,
+        running_servers(args, names, root) as (servers, by_server),
+    ):
+        sized: dict[tuple[str, str, int], int] = {}
+        for pipeline in pipelines:
+            for test in tests:
+                for rep in range(args.repeat):
+                    for name in names:
+                        if name in servers:
+                            run_one(
+                                args,
+                                servers,
+                                by_server[name],
+                                name,
+                                test,
+                                pipeline,
+                                reqs,
+                                sized,
+                                rep,
+                            )
     return by_server
 
 
 def run_one(args, servers, rec, name, test, pipeline, reqs, sized, rep) -> None:
-    srv = servers[name]
-    if not srv.alive():
-        rec["error"] = (
-            f"{name} (pid {srv.pid}) died (exit {srv.proc.returncode})\n"
-            f"  log tail:\n{srv.log_tail()}"
-        )
-        log(f"{name}: FAILED: {rec['error']}")
-        servers.pop(name).stop(args.stop_timeout)
+    if drop_if_died(servers, name, rec, args.stop_timeout):
         return
+    srv = servers[name]
     key = (name, test, pipeline)
     r = measure(
         [srv],
@@ -360,11 +271,8 @@ def run_one(args, servers, rec, name, test, pipeline, reqs, sized, rep) -> None:
 
 def pick_median(results: list[dict], test: str, pipeline: int) -> BenchResult | None:
     """The run with the median ops/s among one cell's repeats (an error if all failed)."""
-    runs = [r for r in results if r["test"] == test and r["pipeline"] == pipeline]
-    if not runs:
-        return None
-    ok = sorted((r for r in runs if r["error"] is None), key=lambda r: r["rps"])
-    return BenchResult(**(ok[(len(ok) - 1) // 2] if ok else runs[0]))
+    run = median_run([r for r in results if r["test"] == test and r["pipeline"] == pipeline])
+    return None if run is None else BenchResult(**run)
 
 
 def target_check(args, test: str, pipeline: int, ratio: float | None) -> tuple[str, str | None]:
@@ -474,16 +382,10 @@ def main(argv: list[str] | None = None) -> int:
         tests = parse_tests(args.tests)
         if args.check_targets:
             args.targets = True
-        pipelines = parse_int_list(args.pipelines)
+        pipelines, reqs = load_settings(args, **MAX_SECONDS)
         if args.clients <= 0 or args.repeat <= 0:
             raise BenchError("--clients and --repeat must be positive")
-        servers = [s.strip() for s in args.servers.split(",") if s.strip()]
-        unknown = [s for s in servers if s not in SERVERS]
-        if unknown or not servers:
-            raise BenchError(f"--servers: unknown {unknown}; choose from {', '.join(SERVERS)}")
-        if args.max_seconds is None:
-            args.max_seconds = 3.0 if args.quick else 15.0
-        reqs = resolve_requests(args, pipelines)
+        servers = parse_servers(args.servers)
         ensure_redis_tools(
             ("redis-benchmark", "redis-server") if "redis" in servers else ("redis-benchmark",)
         )
@@ -505,12 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     print()
     errors = {n: s["error"] for n, s in by_server.items() if s["error"]}
-    run_errors = [
-        (n, r["test"], r["pipeline"], r["error"])
-        for n, s in by_server.items()
-        for r in s["results"]
-        if r["error"]
-    ]
+    run_errors = run_error_lines(by_server)
     missed = [c for c in checks if c["result"] == "MISSED"]
     if args.targets:
         ok = sum(c["result"] == "ok" for c in checks)
@@ -525,25 +422,16 @@ def main(argv: list[str] | None = None) -> int:
         print()
     for n, err in errors.items():
         print(f"{n}: {err.splitlines()[0]}")
-    for n, t, p, err in run_errors:
-        print(f"{n}: {t} -P {p}: {err.splitlines()[0]}")
+    for line in run_errors:
+        print(line)
 
-    if not args.no_json:
-        payload = {
-            "kind": "single",
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
-            "duration_s": round(time.time() - started, 2),
-            "machine": machine_info(),
-            "redis_server_version": tool_version("redis-server"),
-            "redis_benchmark_version": tool_version("redis-benchmark"),
-            "args": vars(args) | {"results_dir": str(args.results_dir)},
-            "requests": reqs,
-            "servers": by_server,
-            "table_markdown": table,
-            "targets": checks,
-        }
-        path = write_results("single", payload, args.results_dir)
-        print(f"results: {path}")
+    save_results(
+        "single",
+        args,
+        started,
+        {"requests": reqs, "servers": by_server, "table_markdown": table, "targets": checks},
+        tools=("redis-server", "redis-benchmark"),
+    )
     if errors or run_errors:
         return 1
     return 3 if args.check_targets and missed else 0

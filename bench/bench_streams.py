@@ -20,34 +20,26 @@ Both servers are killed by PID at the end and their directories removed.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import socket
-import subprocess
 import sys
-import tempfile
 import time
+from pathlib import Path
 
 import hiredis
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from common import (  # noqa: E402
+    RespClient,
+    ServerProcess,
+    TempDir,
+    free_ports,
+    install_sigterm_handler,
+)
 
-def free_port() -> int:
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 > 65535:
-            continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 10000))  # raftkv's peer port
-            except OSError:
-                continue
-        return port
-    raise RuntimeError("no free port")
+START_TIMEOUT = 20.0
 
 
 class Client:
@@ -59,11 +51,7 @@ class Client:
 
     @staticmethod
     def pack(*args: object) -> bytes:
-        out = [b"*%d\r\n" % len(args)]
-        for a in args:
-            b = a if isinstance(a, bytes) else str(a).encode()
-            out.append(b"$%d\r\n%s\r\n" % (len(b), b))
-        return b"".join(out)
+        return RespClient.encode(args)
 
     def pipeline(self, commands: list[bytes]) -> list[object]:
         self.sock.sendall(b"".join(commands))
@@ -95,42 +83,16 @@ class Client:
         self.sock.close()
 
 
-class Server:
-    def __init__(self, name: str, argv_fn) -> None:
-        self.name = name
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix=f"bench-streams-{name}-")
-        self.argv = argv_fn(self.port, self.dir)
-        self.proc: subprocess.Popen | None = None
+def start(server: ServerProcess) -> None:
+    """Start the server and wait until it answers PING (not while -LOADING)."""
+    server.start()
+    server.wait_ready(START_TIMEOUT)
 
-    def start(self) -> Server:
-        env = dict(os.environ, PYTHONPATH=ROOT)
-        self.proc = subprocess.Popen(self.argv, cwd=self.dir, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.proc.returncode}")
-            try:
-                c = Client(self.port)
-                try:
-                    if c.call("PING") == b"PONG":
-                        return self
-                finally:
-                    c.close()
-            except (OSError, RuntimeError):  # not listening yet, or LOADING
-                time.sleep(0.05)
-        raise RuntimeError(f"{self.name} did not start")
 
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()  # by PID
-            self.proc.wait(10)
-        self.proc = None
-
-    def stop(self) -> None:
-        self.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+def kill(server: ServerProcess) -> None:
+    """SIGKILL by PID (no shutdown save), reap, close its log."""
+    server.kill9()
+    server.stop()  # already exited: only closes the log
 
 
 def raftkv_argv(port: int, data_dir: str) -> list[str]:
@@ -143,7 +105,7 @@ def redis_argv(port: int, data_dir: str) -> list[str]:
             "--save", "", "--appendonly", "yes", "--appendfsync", "everysec"]
 
 
-def run_one(server: Server, entries: int, value_size: int, pipeline: int,
+def run_one(server: ServerProcess, entries: int, value_size: int, pipeline: int,
             xrange_seconds: float) -> dict:
     c = Client(server.port)
     c.call("FLUSHALL")
@@ -178,8 +140,8 @@ def run_one(server: Server, entries: int, value_size: int, pipeline: int,
     # The dataset alone: snapshot, restart from it, compare with an empty server's RSS.
     c.call("SAVE")
     c.close()
-    server.kill()
-    server.start()
+    kill(server)
+    start(server)
     c = Client(server.port)
     time.sleep(0.5)
     assert c.call("XLEN", "bench") == entries
@@ -195,6 +157,7 @@ def run_one(server: Server, entries: int, value_size: int, pipeline: int,
 
 
 def main() -> None:
+    install_sigterm_handler()
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--entries", type=int, default=200_000)
     ap.add_argument("--value-size", type=int, default=16)
@@ -205,13 +168,16 @@ def main() -> None:
         sys.exit("redis-server not found (make redis-tools)")
     results = {}
     for name, argv_fn in (("raftkv", raftkv_argv), ("redis", redis_argv)):
-        server = Server(name, argv_fn)
-        try:
-            server.start()
-            results[name] = run_one(server, args.entries, args.value_size, args.pipeline,
-                                    args.xrange_seconds)
-        finally:
-            server.stop()
+        with TempDir(f"bench-streams-{name}-") as root:
+            port = free_ports(1, bus_offset=10000)[0]  # raftkv's peer port is port + 10000
+            data = root / name
+            server = ServerProcess(name=name, argv=argv_fn(port, str(data)), port=port, dir=data)
+            try:
+                start(server)
+                results[name] = run_one(server, args.entries, args.value_size, args.pipeline,
+                                        args.xrange_seconds)
+            finally:
+                kill(server)
     ours, theirs = results["raftkv"], results["redis"]
     print(f"streams: {args.entries} entries of 1 field, value {args.value_size} bytes, "
           f"XADD pipelined x{args.pipeline}, XRANGE COUNT 100 pipelined x10\n")

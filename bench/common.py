@@ -4,11 +4,13 @@
 - a tiny blocking RESP client (enough for PING, SET, INFO, CONFIG, CLUSTER SLOTS);
 - reading a process's CPU time from /proc;
 - running redis-benchmark with --csv and parsing its output;
-- formatting markdown tables and writing results as JSON.
+- formatting markdown tables and writing results as JSON;
+- the command-line flags, server start-up and result handling the scripts share.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import json
@@ -23,7 +25,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -36,6 +38,12 @@ REDIS_TEMPLATE = (
     "redis-server --port {port} --bind 127.0.0.1 --dir {dir} --appendonly yes "
     "--appendfsync {appendfsync} --save ''"
 )
+RAFTKV_TEMPLATE = (
+    "{python} -m raftkv.server.main --port {port} --dir {dir} --appendfsync {appendfsync}"
+)
+# The servers of the side-by-side scripts (bench_single, bench_pubsub, bench_elements).
+SERVERS = ("redis", "raftkv")
+FSYNC_MODES = ("everysec", "always", "no")
 
 # redis-benchmark 7.0 --csv header (checked against redis-tools 7.0.15).
 CSV_FIELDS = (
@@ -679,6 +687,11 @@ class CpuSampler:
         return [None if a is None or b is None else b - a for a, b in zip(start, end, strict=True)]
 
 
+def run_timeout(max_seconds: float) -> float:
+    """Timeout of a measured redis-benchmark run capped at about max_seconds (0: no cap)."""
+    return max(120.0, max_seconds * 6 if max_seconds > 0 else 3600.0)
+
+
 def default_requests(pipeline: int, quick: bool) -> int:
     if quick:
         return 20000 if pipeline <= 1 else 100000
@@ -762,19 +775,23 @@ def measure(
     `command`: a custom command for redis-benchmark instead of `-t test`.
     """
     res = BenchResult(test=test, pipeline=pipeline, clients=clients, requests=requests)
+    # What the probe and the measured run have in common.
+    rb_args = dict(
+        clients=clients,
+        pipeline=pipeline,
+        randkeys=randkeys,
+        extra_args=extra_args,
+        command=command,
+    )
     try:
         n, probe_rps = capped_requests(
             host,
             port,
             test,
             requests=requests,
-            clients=clients,
-            pipeline=pipeline,
             max_seconds=max_seconds,
-            randkeys=randkeys,
-            extra_args=extra_args,
-            command=command,
             prepare=prepare,
+            **rb_args,
         )
         res.requests = n
         if probe_rps is not None:
@@ -786,16 +803,7 @@ def measure(
         sampler.start()
         try:
             row = run_redis_benchmark(
-                host,
-                port,
-                test,
-                requests=n,
-                clients=clients,
-                pipeline=pipeline,
-                randkeys=randkeys,
-                extra_args=extra_args,
-                timeout=max(120.0, max_seconds * 6 if max_seconds > 0 else 3600.0),
-                command=command,
+                host, port, test, requests=n, timeout=run_timeout(max_seconds), **rb_args
             )
         finally:
             sampler.stop()
@@ -892,3 +900,252 @@ def parse_int_list(text: str) -> list[int]:
     if not vals or any(v <= 0 for v in vals):
         raise BenchError(f"expected positive integers, got {text!r}")
     return vals
+
+
+def resolve_requests(text: str | None, pipelines: list[int], quick: bool) -> dict[int, int]:
+    """-n per pipeline depth: the defaults, one value for all, or one per --pipelines entry."""
+    if text is None:
+        return {p: default_requests(p, quick) for p in pipelines}
+    vals = parse_int_list(text)
+    if len(vals) == 1:
+        return {p: vals[0] for p in pipelines}
+    if len(vals) != len(pipelines):
+        raise BenchError("--requests needs one value, or one per --pipelines entry")
+    return dict(zip(pipelines, vals, strict=True))
+
+
+def parse_servers(text: str) -> list[str]:
+    """--servers: a comma-separated subset of SERVERS, in the given order."""
+    servers = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = [s for s in servers if s not in SERVERS]
+    if unknown or not servers:
+        raise BenchError(f"--servers: unknown {unknown}; choose from {', '.join(SERVERS)}")
+    return servers
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def new_parser(description: str) -> argparse.ArgumentParser:
+    """An argument parser whose --help shows each flag's default."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+
+
+def add_appendfsync_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--appendfsync", choices=FSYNC_MODES, default="everysec")
+
+
+def add_load_args(p: argparse.ArgumentParser, *, max_seconds: float, quick_max_seconds: float) -> None:
+    """--pipelines, --clients, -n/--requests, --randkeys, --max-seconds (see load_settings)."""
+    p.add_argument("--pipelines", default="1,16", help="comma-separated -P values")
+    p.add_argument("--clients", type=int, default=50, help="redis-benchmark -c")
+    p.add_argument(
+        "-n",
+        "--requests",
+        default=None,
+        help="redis-benchmark -n: one value for all pipelines or one per --pipelines entry "
+        "(default 200000 for -P 1, 1000000 otherwise; --quick: 20000 / 100000)",
+    )
+    p.add_argument("--randkeys", type=int, default=100000, help="redis-benchmark -r")
+    p.add_argument(
+        "--max-seconds",
+        type=float,
+        default=None,
+        help="cap each run at about this long: a short probe estimates the server's "
+        f"rate and -n is lowered if needed; 0 disables (default {max_seconds:g}, "
+        f"--quick {quick_max_seconds:g})",
+    )
+
+
+def load_settings(
+    args: argparse.Namespace, *, max_seconds: float, quick_max_seconds: float
+) -> tuple[list[int], dict[int, int]]:
+    """After add_load_args: (pipelines, -n per pipeline); fills in --max-seconds' default."""
+    pipelines = parse_int_list(args.pipelines)
+    if args.max_seconds is None:
+        args.max_seconds = quick_max_seconds if args.quick else max_seconds
+    return pipelines, resolve_requests(args.requests, pipelines, args.quick)
+
+
+def add_template_args(p: argparse.ArgumentParser) -> None:
+    """--raftkv-cmd and --redis-cmd, for the scripts that run both servers (see server_template)."""
+    p.add_argument(
+        "--raftkv-cmd",
+        default=RAFTKV_TEMPLATE,
+        help="raftkv command template; placeholders {python} {port} {dir} {appendfsync}",
+    )
+    p.add_argument(
+        "--redis-cmd",
+        default=REDIS_TEMPLATE,
+        help="redis-server command template (same placeholders)",
+    )
+
+
+def add_process_args(
+    p: argparse.ArgumentParser,
+    *,
+    start_timeout: float | None = 30.0,
+    stop_timeout: float = 10.0,
+    keep_help: str = "keep temp dirs and server logs",
+) -> None:
+    """--python, --start-timeout (unless None), --stop-timeout, --results-dir, --no-json,
+    --keep-dirs."""
+    p.add_argument("--python", default=default_python(), help="python for {python}")
+    if start_timeout is not None:
+        p.add_argument(
+            "--start-timeout", type=float, default=start_timeout, help="seconds to wait for PING"
+        )
+    p.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=stop_timeout,
+        help="seconds between SIGTERM and SIGKILL",
+    )
+    p.add_argument("--results-dir", type=Path, default=None, help="default bench/results")
+    p.add_argument("--no-json", action="store_true", help="do not write the JSON results")
+    p.add_argument("--keep-dirs", action="store_true", help=keep_help)
+
+
+# --------------------------------------------------------------------------- one server each
+
+
+def server_template(args: argparse.Namespace, name: str) -> str:
+    return args.redis_cmd if name == "redis" else args.raftkv_cmd
+
+
+def start_server(name: str, args, root: Path) -> tuple[ServerProcess | None, dict]:
+    """Start one server in root/<name>; returns (server or None, its record).
+
+    Uses args.python, args.appendfsync, args.start_timeout, args.stop_timeout and
+    the --raftkv-cmd / --redis-cmd template.
+    """
+    rec: dict = {"name": name, "results": [], "error": None}
+    try:
+        port = free_ports(1)[0]
+        data = root / name
+        argv = render_command(
+            server_template(args, name),
+            python=args.python,
+            port=port,
+            dir=str(data),
+            appendfsync=args.appendfsync,
+        )
+        rec["argv"] = argv
+        srv = ServerProcess(name=name, argv=argv, port=port, dir=data)
+        log(f"{name}: starting on 127.0.0.1:{port}: {shlex.join(argv)}")
+        srv.start()
+    except BenchError as e:
+        rec["error"] = str(e)
+        log(f"{name}: FAILED: {e}")
+        return None, rec
+    try:
+        waited = srv.wait_ready(args.start_timeout)
+    except BenchError as e:
+        rec["error"] = str(e)
+        log(f"{name}: FAILED: {e}")
+        srv.stop(args.stop_timeout)
+        return None, rec
+    log(f"{name}: pid {srv.pid} ready after {waited:.2f}s")
+    return srv, rec
+
+
+@contextlib.contextmanager
+def running_servers(
+    args, names: list[str], root: Path
+) -> Iterator[tuple[dict[str, ServerProcess], dict[str, dict]]]:
+    """start_server() for each name; yields ({name: server} of those that started,
+    {name: record} of all); stops every server still in the first dict on exit."""
+    servers: dict[str, ServerProcess] = {}
+    records: dict[str, dict] = {}
+    try:
+        for name in names:
+            srv, records[name] = start_server(name, args, root)
+            if srv is not None:
+                servers[name] = srv
+        yield servers, records
+    finally:
+        for srv in servers.values():
+            srv.stop(args.stop_timeout)
+
+
+def drop_if_died(
+    servers: dict[str, ServerProcess], name: str, rec: dict, stop_timeout: float
+) -> bool:
+    """If servers[name] has exited: note it in rec["error"], reap it and drop it; True if so."""
+    srv = servers[name]
+    if srv.alive():
+        return False
+    rec["error"] = (
+        f"{name} (pid {srv.pid}) died (exit {srv.proc.returncode})\n"
+        f"  log tail:\n{srv.log_tail()}"
+    )
+    log(f"{name}: FAILED: {rec['error']}")
+    servers.pop(name).stop(stop_timeout)
+    return True
+
+
+# --------------------------------------------------------------------------- results
+
+
+def median_run(runs: list[dict]) -> dict | None:
+    """Among one cell's repeats, the run with the median ops/s (the lower of the two
+    middle ones); the first run (an error) if none succeeded; None if there are none."""
+    ok = sorted((r for r in runs if not r["error"]), key=lambda r: r["rps"])
+    if ok:
+        return ok[(len(ok) - 1) // 2]
+    return runs[0] if runs else None
+
+
+def rec_value(rec: dict | None, name: str):
+    """A field of a result record, None when there is no record or it is an error."""
+    if rec is None or rec["error"]:
+        return None
+    return rec.get(name)
+
+
+def rec_cell(rec: dict | None, name: str, digits: int = 0) -> str:
+    """A table cell for a field of a result record: '-' without one, 'error' for an error."""
+    if rec is None:
+        return "-"
+    if rec["error"]:
+        return "error"
+    return fmt_num(rec.get(name), digits)
+
+
+def run_error_lines(recs: dict[str, dict]) -> list[str]:
+    """'<server>: <test> -P <pipeline>: <first line of the error>' for each failed run
+    in {server: {"results": [BenchResult dicts]}}."""
+    return [
+        f"{name}: {r['test']} -P {r['pipeline']}: {r['error'].splitlines()[0]}"
+        for name, rec in recs.items()
+        for r in rec["results"]
+        if r["error"]
+    ]
+
+
+def save_results(
+    kind: str,
+    args: argparse.Namespace,
+    started: float,
+    body: dict,
+    *,
+    tools: tuple[str, ...] = (),
+    machine_extra: dict | None = None,
+) -> None:
+    """Unless --no-json: write bench/results/<kind>-<date>.json (or --results-dir) and
+    print its path. The payload is kind, start time, duration, machine, the versions of
+    `tools` (e.g. "redis-server" -> redis_server_version), the arguments, then `body`."""
+    if args.no_json:
+        return
+    payload = {
+        "kind": kind,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(started)),
+        "duration_s": round(time.time() - started, 2),
+        "machine": machine_info() | (machine_extra or {}),
+        **{f"{t.replace('-', '_')}_version": tool_version(t) for t in tools},
+        "args": vars(args) | {"results_dir": str(args.results_dir)},
+        **body,
+    }
+    print(f"results: {write_results(kind, payload, args.results_dir)}")
