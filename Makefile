@@ -17,7 +17,7 @@ run: $(STAMP)
 	$(VENV)/bin/raftkv-server --port 6379 --dir ./data
 
 test: $(STAMP) redis-tools
-	$(PY) -m pytest tests jepsen-like-tests/test_checkers.py -p no:cacheprovider
+	$(PY) -m pytest tests jepsen-like-tests/test_checkers.py -p no:cacheprovider --durations=15
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check raftkv tests bench jepsen-like-tests
