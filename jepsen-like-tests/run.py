@@ -18,14 +18,9 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-try:  # the harness needs the project's venv (hiredis, uvloop): re-run under it if need be
-    import hiredis  # noqa: F401
-except ImportError:
-    _venv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), ".venv")
-    if os.path.exists(_venv) and os.path.realpath(sys.prefix) != os.path.realpath(_venv):
-        os.execv(os.path.join(_venv, "bin", "python"),
-                 [os.path.join(_venv, "bin", "python"), *sys.argv])
-    raise
+from jlt.reexec import ensure_venv  # noqa: E402
+
+ensure_venv()  # the harness needs the project's venv (hiredis, uvloop)
 
 from jlt.runner import main  # noqa: E402
 

@@ -257,42 +257,56 @@ class Cluster:
                 out[k] = v.strip()
         return out
 
-    async def leader(self) -> Node | None:
-        """The live node that says it is leader with the highest term (None if none)."""
-        infos = await asyncio.gather(*(self.raft_info(nd) for nd in self.nodes))
+    async def _leader_of(self, nodes: list[Any]) -> Any:
+        """Of ``nodes`` (one Raft group), the live one that says it is leader with the
+        highest term (None if none)."""
+        infos = await asyncio.gather(*(self.raft_info(nd) for nd in nodes))
         best, best_term = None, -1
-        for nd, info in zip(self.nodes, infos, strict=True):
+        for nd, info in zip(nodes, infos, strict=True):
             if info and info.get("role") == "leader" and int(info.get("term", 0)) > best_term:
                 best, best_term = nd, int(info.get("term", 0))
         return best
+
+    async def leader(self) -> Node | None:
+        """The live node that says it is leader with the highest term (None if none)."""
+        return await self._leader_of(self.nodes)
+
+    @staticmethod
+    async def _commits(nd: Node, key: str) -> bool:
+        """A write of ``key`` to ``nd`` succeeds (False on an error or no answer)."""
+        try:
+            c = await RespConn.connect(nd.port, timeout=0.5)
+            try:
+                return await c.cmd("SET", key, "1", timeout=1.0) == b"OK"
+            finally:
+                c.close()
+        except Exception:  # noqa: BLE001
+            return False
 
     async def wait_leader(self, timeout: float = 20.0) -> Node:
         """A leader that commits: a write to it succeeds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             nd = await self.leader()
-            if nd is not None:
-                try:
-                    c = await RespConn.connect(nd.port, timeout=0.5)
-                    try:
-                        if await c.cmd("SET", "jlt:probe", "1", timeout=1.0) == b"OK":
-                            return nd
-                    finally:
-                        c.close()
-                except Exception:  # noqa: BLE001
-                    pass
+            if nd is not None and await self._commits(nd, "jlt:probe"):
+                return nd
             await asyncio.sleep(0.1)
         raise RuntimeError(f"no leader that commits within {timeout}s")
+
+    async def _converged(self, nodes: list[Any]) -> bool:
+        """Of ``nodes`` (one Raft group), every live one has applied the leader's commit
+        index."""
+        infos = await asyncio.gather(*(self.raft_info(nd) for nd in nodes))
+        live = [i for i in infos if i]
+        commits = [int(i["commit_index"]) for i in live if i.get("role") == "leader"]
+        return bool(commits) and len(live) == sum(1 for nd in nodes if nd.alive) and \
+            all(int(i["applied_index"]) >= max(commits) for i in live)
 
     async def wait_converged(self, timeout: float = 20.0) -> bool:
         """Every live node has applied the leader's commit index."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            infos = await asyncio.gather(*(self.raft_info(nd) for nd in self.nodes))
-            live = [i for i in infos if i]
-            commits = [int(i["commit_index"]) for i in live if i.get("role") == "leader"]
-            if commits and len(live) == sum(1 for nd in self.nodes if nd.alive) and \
-                    all(int(i["applied_index"]) >= max(commits) for i in live):
+            if await self._converged(self.nodes):
                 return True
             await asyncio.sleep(0.1)
         return False
@@ -399,13 +413,7 @@ class GroupCluster(Cluster):
 
     # --- introspection ------------------------------------------------------------------------------
     async def group_leader(self, gid: int | str) -> Proc | None:
-        procs = self.members[gid]
-        infos = await asyncio.gather(*(self.raft_info(p) for p in procs))
-        best, best_term = None, -1
-        for p, info in zip(procs, infos, strict=True):
-            if info and info.get("role") == "leader" and int(info.get("term", 0)) > best_term:
-                best, best_term = p, int(info.get("term", 0))
-        return best
+        return await self._leader_of(self.members[gid])
 
     async def leader(self) -> Node | None:
         return await self.group_leader(0)
@@ -462,15 +470,8 @@ class GroupCluster(Cluster):
                     cmap = await self.current_map() or self.map
                     slots = cmap.group(gid).slots
                     key = self._probe_key(slots[-1][1] if slots else 0)
-                try:
-                    c = await RespConn.connect(nd.port, timeout=0.5)
-                    try:
-                        if await c.cmd("SET", key, "1", timeout=1.0) == b"OK":
-                            return nd
-                    finally:
-                        c.close()
-                except Exception:  # noqa: BLE001
-                    pass
+                if await self._commits(nd, key):
+                    return nd
             await asyncio.sleep(0.1)
         raise RuntimeError(f"group {gid}: no leader that commits in time")
 
@@ -480,12 +481,7 @@ class GroupCluster(Cluster):
         pending = list(self.members)
         while time.monotonic() < deadline:
             for gid in list(pending):
-                procs = self.members[gid]
-                infos = await asyncio.gather(*(self.raft_info(p) for p in procs))
-                live = [i for i in infos if i]
-                commits = [int(i["commit_index"]) for i in live if i.get("role") == "leader"]
-                if commits and len(live) == sum(1 for p in procs if p.alive) and \
-                        all(int(i["applied_index"]) >= max(commits) for i in live):
+                if await self._converged(self.members[gid]):
                     pending.remove(gid)
             if not pending:
                 return True

@@ -161,30 +161,38 @@ class Nemesis:
             nd = self.rng.choice([n for n in self.cluster.nodes if n.alive])
         return nd
 
-    def _majority(self) -> list[Node]:
-        return self.rng.sample(self.cluster.nodes, self.cluster.n // 2 + 1)
+    async def _victims(self, target: str) -> list[Node]:
+        """The nodes a ``kill`` or ``pause`` on ``target`` hits."""
+        nodes = self.cluster.nodes
+        if target == "one":
+            return [self.rng.choice(nodes)]
+        if target == "leader":
+            return [await self._leader()]
+        if target == "majority":
+            return self.rng.sample(nodes, self.cluster.n // 2 + 1)
+        if target == "all":
+            return list(nodes)
+        raise ValueError(target)
+
+    @staticmethod
+    def _victim_id(nd: Node) -> Any:
+        """How the history names a victim of ``kill`` / ``pause``."""
+        return nd.index
 
     # --- faults ---------------------------------------------------------------------------------------
     async def start(self, kind: str, target: str) -> str:
         c = self.cluster
-        nodes = c.nodes
-        if kind == "kill":
-            victims = {"one": lambda: [self.rng.choice(nodes)], "majority": self._majority,
-                       "all": lambda: list(nodes)}.get(target)
-            vs = victims() if victims else [await self._leader()]
+        if kind in ("kill", "pause"):
+            vs = await self._victims(target)
             for nd in vs:
-                c.kill9(nd)
-            self.killed = vs
-            self.history.nemesis("kill", leader=self.leader_before, value=[nd.index for nd in vs])
-            return f"killed {vs}"
-        if kind == "pause":
-            vs = ([await self._leader()] if target == "leader" else
-                  [self.rng.choice(nodes)] if target == "one" else self._majority())
-            for nd in vs:
-                c.pause(nd)
-            self.paused = vs
-            self.history.nemesis("pause", leader=self.leader_before, value=[nd.index for nd in vs])
-            return f"paused {vs}"
+                (c.kill9 if kind == "kill" else c.pause)(nd)
+            if kind == "kill":
+                self.killed = vs
+            else:
+                self.paused = vs
+            self.history.nemesis(kind, leader=self.leader_before,
+                                 value=[self._victim_id(nd) for nd in vs])
+            return f"{'killed' if kind == 'kill' else 'paused'} {vs}"
         if kind == "partition":
             comps, pairs = await self._partition(target)
             c.net.set_blocked(pairs)
@@ -404,23 +412,9 @@ class GroupNemesis(Nemesis):
             return list(c.procs)
         raise ValueError(target)
 
-    async def start(self, kind: str, target: str) -> str:
-        c = self.cluster
-        if kind == "kill":
-            vs = await self._victims(target)
-            for p in vs:
-                c.kill9(p)
-            self.killed = vs
-            self.history.nemesis("kill", leader=self.leader_before, value=[p.name for p in vs])
-            return f"killed {vs}"
-        if kind == "pause":
-            vs = await self._victims(target)
-            for p in vs:
-                c.pause(p)
-            self.paused = vs
-            self.history.nemesis("pause", leader=self.leader_before, value=[p.name for p in vs])
-            return f"paused {vs}"
-        return await super().start(kind, target)
+    @staticmethod
+    def _victim_id(nd: Node) -> Any:
+        return nd.name
 
     # --- migrations --------------------------------------------------------------------------
     async def run(self, stop_at: float) -> None:

@@ -95,6 +95,32 @@ def _export_rev(rev: str, dest: str) -> str:
     return dest
 
 
+async def _read_replica(port: int, cmds: list) -> list:
+    """The replies to ``cmds`` read on one replica (READONLY), in batches of 500."""
+    c = await RespConn.connect(port, timeout=2.0)
+    try:
+        await c.cmd("READONLY", timeout=5.0)
+        out = []
+        for i in range(0, len(cmds), 500):
+            out.extend(await c.call(*cmds[i:i + 500], timeout=30.0))
+        return out
+    finally:
+        c.close()
+
+
+def _divergences(workload: str, diverged: list, name: Any = str) -> list[dict]:
+    """The anomalies of the keys whose replicas differ: ``diverged`` is a list of
+    (command, {replica: value}); the first 5 are told, the others counted."""
+    out = [{"type": "replica-divergence", "workload": workload,
+            "explanation": f"{' '.join(map(str, cmd))}: "
+            + ", ".join(f"{name(n)}={v!r}"[:200] for n, v in sorted(norm.items())),
+            "excerpt": []} for cmd, norm in diverged[:5]]
+    if len(diverged) > 5:
+        out.append({"type": "replica-divergence", "workload": workload,
+                    "explanation": f"... {len(diverged) - 5} more keys", "excerpt": []})
+    return out
+
+
 async def _replica_check(cluster: Cluster, workloads: list, log: Any) -> list[dict]:
     """After convergence every replica must hold the same data for the tested keys."""
     converged = await cluster.wait_converged(30.0)
@@ -110,15 +136,7 @@ async def _replica_check(cluster: Cluster, workloads: list, log: Any) -> list[di
             if not nd.alive:
                 continue
             try:
-                c = await RespConn.connect(nd.port, timeout=2.0)
-                try:
-                    await c.cmd("READONLY", timeout=5.0)
-                    out = []
-                    for i in range(0, len(cmds), 500):
-                        out.extend(await c.call(*cmds[i:i + 500], timeout=30.0))
-                    per_node[nd.index] = out
-                finally:
-                    c.close()
+                per_node[nd.index] = await _read_replica(nd.port, cmds)
             except Exception as exc:  # noqa: BLE001
                 log(f"replicas: could not read n{nd.index}: {exc}")
         if len(per_node) < 2:
@@ -129,14 +147,7 @@ async def _replica_check(cluster: Cluster, workloads: list, log: Any) -> list[di
             norm = {n: (v.message if isinstance(v, RespError) else v) for n, v in vals.items()}
             if len({json.dumps(v, default=repr) for v in norm.values()}) > 1:
                 diverged.append((cmd, norm))
-        for cmd, norm in diverged[:5]:
-            anomalies.append({"type": "replica-divergence", "workload": w.name,
-                              "explanation": f"{' '.join(map(str, cmd))}: "
-                              + ", ".join(f"n{n}={v!r}"[:200] for n, v in sorted(norm.items())),
-                              "excerpt": []})
-        if len(diverged) > 5:
-            anomalies.append({"type": "replica-divergence", "workload": w.name,
-                              "explanation": f"... {len(diverged) - 5} more keys", "excerpt": []})
+        anomalies += _divergences(w.name, diverged, name=lambda n: f"n{n}")
     return anomalies
 
 
@@ -174,15 +185,7 @@ async def _replica_check_groups(cluster: GroupCluster, workloads: list, nemesis:
                 if not p.alive:
                     continue
                 try:
-                    c = await RespConn.connect(p.port, timeout=2.0)
-                    try:
-                        await c.cmd("READONLY", timeout=5.0)
-                        out = []
-                        for j in range(0, len(idxs), 500):
-                            out.extend(await c.call(*(cmds[i] for i in idxs[j:j + 500]),
-                                                    timeout=30.0))
-                    finally:
-                        c.close()
+                    out = await _read_replica(p.port, [cmds[i] for i in idxs])
                 except Exception as exc:  # noqa: BLE001
                     log(f"replicas: could not read {p}: {exc}")
                     continue
@@ -191,14 +194,7 @@ async def _replica_check_groups(cluster: GroupCluster, workloads: list, nemesis:
         diverged = [(cmds[i], norm) for i, norm in sorted(values.items())
                     if len(norm) > 1 and len({json.dumps(v, default=repr)
                                               for v in norm.values()}) > 1]
-        for cmd, norm in diverged[:5]:
-            anomalies.append({"type": "replica-divergence", "workload": w.name,
-                              "explanation": f"{' '.join(map(str, cmd))}: "
-                              + ", ".join(f"{n}={v!r}"[:200] for n, v in sorted(norm.items())),
-                              "excerpt": []})
-        if len(diverged) > 5:
-            anomalies.append({"type": "replica-divergence", "workload": w.name,
-                              "explanation": f"... {len(diverged) - 5} more keys", "excerpt": []})
+        anomalies += _divergences(w.name, diverged)
     return anomalies
 
 

@@ -71,6 +71,19 @@ def _raise_queued(replies: list) -> None:
                 raise exc
 
 
+def _exec_reply(replies: list) -> Any:
+    """EXEC's reply (the last of ``replies``, MULTI ... EXEC); raises what an error or a
+    transaction refused for a slot migration stands for."""
+    ex = replies[-1]
+    if isinstance(ex, RespError):
+        _raise_queued(replies[:-1])
+        raise classify(ex, write=True)
+    refused = refused_exec(ex)
+    if refused is not None:
+        raise refused
+    return ex
+
+
 def _int(v: Any) -> int | None:
     if v is None:
         return None
@@ -169,16 +182,9 @@ class Register:
             except (Indefinite, Definite):
                 c.close()
             return "fail", None, {"read": cur, "error": "cas: value differs"}
-        replies = await c.call(["MULTI"], ["SET", key, new], ["EXEC"])
-        ex = replies[-1]
+        ex = _exec_reply(await c.call(["MULTI"], ["SET", key, new], ["EXEC"]))
         if ex is None:
             return "fail", None, {"read": cur, "error": "cas: EXEC aborted (WATCH)"}
-        if isinstance(ex, RespError):
-            _raise_queued(replies[:-1])
-            raise classify(ex, write=True)
-        refused = refused_exec(ex)
-        if refused is not None:
-            raise refused
         if isinstance(ex, list) and ex and ex[0] == b"OK":
             return "ok", value, {"read": cur}
         raise Indefinite(f"unexpected EXEC reply {ex!r}")
@@ -253,14 +259,7 @@ class Append:
 
     async def execute(self, c: Client, f: str, key: None, value: Any) -> tuple[str, Any, dict]:
         cmds = [["MULTI"], *(self._cmd(m) for m in value), ["EXEC"]]
-        replies = await c.call(*cmds)
-        ex = replies[-1]
-        if isinstance(ex, RespError):
-            _raise_queued(replies[:-1])
-            raise classify(ex, write=True)
-        refused = refused_exec(ex)
-        if refused is not None:
-            raise refused
+        ex = _exec_reply(await c.call(*cmds))
         if not isinstance(ex, list) or len(ex) != len(value):
             raise Indefinite(f"unexpected EXEC reply {ex!r}")
         out = []
@@ -404,15 +403,8 @@ class Bank:
                 raise classify(r, write=False)
             return "ok", [None if x is None else int(x) for x in r], {}
         a, b, amount = value
-        replies = await c.call(["MULTI"], ["DECRBY", self.keys[a], amount],
-                               ["INCRBY", self.keys[b], amount], ["EXEC"])
-        ex = replies[-1]
-        if isinstance(ex, RespError):
-            _raise_queued(replies[:-1])
-            raise classify(ex, write=True)
-        refused = refused_exec(ex)
-        if refused is not None:
-            raise refused
+        ex = _exec_reply(await c.call(["MULTI"], ["DECRBY", self.keys[a], amount],
+                                      ["INCRBY", self.keys[b], amount], ["EXEC"]))
         if not isinstance(ex, list) or len(ex) != 2 or any(isinstance(x, RespError) for x in ex):
             raise Indefinite(f"unexpected EXEC reply {ex!r}")
         return "ok", value, {}
