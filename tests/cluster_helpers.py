@@ -170,13 +170,14 @@ class GroupCluster:
 
 
 def group_cluster_fixture(nodes: int = 3, groups: int = 2, replicas: int = 3,
-                          meta: bool = True):  # noqa: ANN201 - a pytest fixture
+                          meta: bool = True,
+                          args: list[str] | None = None):  # noqa: ANN201 - a pytest fixture
     """A module-scoped fixture starting a GroupCluster, cleaned up after the module."""
     import pytest
 
     @pytest.fixture(scope="module")
     def cluster():  # noqa: ANN202
-        c = GroupCluster(nodes, groups, replicas, meta=meta)
+        c = GroupCluster(nodes, groups, replicas, args=args, meta=meta)
         try:
             c.start()
             yield c

@@ -98,9 +98,13 @@ class Connection(asyncio.Protocol):
         self.readonly = False  # cluster READONLY: stale reads allowed
         self.asking = False
         self.multi_slot: int | None = None
+        self.multi_group: int | None = None  # cluster-proxy: the other group a block runs in
         self.multi: list[list[bytes]] | None = None
         self.multi_error = False
+        # (db, key) -> (live, index): what WATCH saw, in the log of this node's group or
+        # (cluster-proxy) of ``watch_group``, another group; CROSSED: of several groups.
         self.watched: dict[tuple[int, bytes], tuple[int, int]] = {}
+        self.watch_group: int | None = None
         self.watch_dirty = False
         self.monitor = False
         self.channels: set[bytes] = set()

@@ -43,6 +43,8 @@ _PUBSUB_ALLOWED = {b"subscribe", b"unsubscribe", b"psubscribe", b"punsubscribe",
                    b"sunsubscribe", b"ping", b"quit", b"reset"}
 # Run at once even inside MULTI.
 _MULTI_IMMEDIATE = {b"exec", b"discard", b"multi", b"watch", b"unwatch", b"quit", b"reset"}
+# Connection.watch_group of a client that WATCHed keys of several groups.
+CROSSED = -1
 
 
 class CommandInfo:
@@ -145,9 +147,8 @@ class Dispatcher:
             if self.directory is not None and not self.directory.is_meta:
                 error = self._route_slot(conn, exec_spec, argv)  # is the slot ours?
                 if error:
-                    proxy = self.node.raft.proxy
-                    if error[0] == "M" and proxy.active(conn) and \
-                            proxy.forward_to(conn, argv, info.is_write, error):
+                    if error[0] == "M" and self.node.raft.proxy.active(conn) and \
+                            self._to_group(conn, name, argv, info, error):
                         return None  # cluster-proxy: another group's leader answers
                     return self._reject(conn, error, queueing=True, spec=exec_spec)
         memory = self.node.memory
@@ -188,12 +189,12 @@ class Dispatcher:
         slot = key_slot(keys[0])
         for key in keys[1:]:
             if key_slot(key) != slot:
-                return "CROSSSLOT Keys in request don't hash to the same slot"
+                return errors.CROSSSLOT
         if conn.multi is not None:
             if conn.multi_slot is None:
                 conn.multi_slot = slot
             elif conn.multi_slot != slot:
-                return "CROSSSLOT Keys in request don't hash to the same slot"
+                return errors.CROSSSLOT
         return None
 
     def _route_slot(self, conn: Connection, spec: CommandSpec, argv: list[bytes]) -> str | None:
@@ -202,24 +203,48 @@ class Dispatcher:
         keys = keys_of(spec, argv)
         if not keys:
             return None
-        directory = self.directory
         asking = conn.asking
         conn.asking = False  # ASKING holds for the next command only
         slot = key_slot(keys[0])
-        state = self.slot_state
-        mine = directory.group.id
-        # Whether the slot is this group's is the group's own replicated state (every
-        # move involving it is there); where else it lives, the meta group's map says.
-        if state.owner_of(slot) == mine:
+        owner = self._owner_of(slot)
+        if owner == self.directory.group.id:
             # A migrating slot: ASK / TRYAGAIN are decided where the command applies or
             # reads (raftkv/statemachine/slots.py), at the state it sees.
             return None
-        if asking and slot in state.importing:
+        if asking and slot in self.slot_state.importing:
             return None
-        owner = directory.owner[slot]
+        return self.directory.moved_to(slot, owner)
+
+    def _owner_of(self, slot: int) -> int:
+        """The group a slot's commands go to. Whether the slot is this group's is the
+        group's own replicated state (every move involving it is there); where else it
+        lives, the meta group's map says."""
+        state = self.slot_state
+        mine = self.directory.group.id
+        if state.owner_of(slot) == mine:
+            return mine
+        owner = self.directory.owner[slot]
         if owner == mine:  # the map has not caught up with a move away from this group
             owner = state.owner_of(slot)
-        return directory.moved_to(slot, owner)
+        return owner
+
+    def _to_group(self, conn: Connection, name: bytes, argv: list[bytes], info: CommandInfo,
+                  moved: str) -> bool:
+        """cluster-proxy: a command for another group's slot, run in that group (False:
+        answer ``moved``). Inside MULTI it is queued: the block runs there at EXEC. A
+        WATCH records what that group's leader sees (see raftkv/server/proxy.py)."""
+        proxy = self.node.raft.proxy
+        gid = self._owner_of(int(moved.split()[1]))
+        if conn.multi is not None:
+            if name in _MULTI_IMMEDIATE or conn.multi_group not in (None, gid):
+                return False
+            conn.multi_group = gid
+            conn.multi.append(argv)
+            conn.emit(b"+QUEUED\r\n")
+            return True
+        if name == b"watch":
+            return proxy.watch_at(conn, argv[1:], moved)
+        return proxy.forward_to(conn, [argv], info.is_write, moved)
 
     def _reject(self, conn: Connection, text: str, queueing: bool = False,
                 spec: CommandSpec | None = None) -> None:
@@ -282,10 +307,11 @@ class Dispatcher:
     # --- MULTI / EXEC / WATCH ------------------------------------------------------------------
     def exec_transaction(self, conn: Connection) -> Any:
         queued = conn.multi or []
-        conn.multi = None
-        conn.multi_slot = None
-        if conn.multi_error:
-            conn.multi_error = False
+        slot, group = conn.multi_slot, conn.multi_group
+        error = conn.multi_error
+        self.end_multi(conn, unwatch=False)
+        moved = self._transaction_group(conn, slot, group)  # -> CROSSSLOT, as Redis Cluster
+        if error:
             self.unwatch(conn)
             raise CommandError("EXECABORT Transaction discarded because of previous errors.")
         if conn.watch_dirty or self._watched_expired(conn):
@@ -357,17 +383,53 @@ class Dispatcher:
                 replies[pos] = value
             return replies
 
-        if watch_head is not None and sm_commands:
+        if watch_head is not None and (sm_commands or moved):
             sm_commands.insert(0, watch_head)
             is_write = True  # the watch decision is made where the entry applies
         if not sm_commands:
             return shape([])
+        if moved is not None:  # cluster-proxy: the block runs in another group
+            if node.raft.proxy.forward_to(conn, sm_commands, True, moved, shape):
+                return DEFERRED
+            return ErrorReply(moved)
         if is_write or node.raft is not None:
             # On a cluster even a read-only block goes through the log: one entry
             # gives it a single linearizable point.
             return node.write(conn, sm_commands, shape, transaction=True)
         return shape(node.sm.read_many(conn.db, sm_commands, node.now_ms(), node.new_seed(),
                                        conn.resp))
+
+    def _transaction_group(self, conn: Connection, slot: int | None,
+                           group: int | None) -> str | None:
+        """cluster-proxy: None when the block runs in this group, else the MOVED error
+        naming the leader of the group it runs in: that of its keys (``group``, set
+        while queueing) or else of its WATCHed keys. Both must be one group's, as on a
+        Redis Cluster node: otherwise CROSSSLOT (the block is discarded)."""
+        directory = self.directory
+        if directory is None or directory.is_meta:
+            return None
+        mine = directory.group.id
+        block = group if group is not None else mine if slot is not None else None
+        if conn.watched:
+            watched = mine if conn.watch_group is None else conn.watch_group
+            if watched == CROSSED or block not in (None, watched):
+                self.unwatch(conn)
+                raise CommandError(errors.CROSSSLOT)
+            if block is None:
+                block = watched
+                slot = key_slot(next(iter(conn.watched))[1])
+        if block is None or block == mine:
+            return None
+        return directory.moved_to(slot, block)
+
+    def end_multi(self, conn: Connection, unwatch: bool = True) -> None:
+        """Leave MULTI (EXEC, DISCARD, RESET, an EXEC refused for OOM)."""
+        conn.multi = None
+        conn.multi_error = False
+        conn.multi_slot = None
+        conn.multi_group = None
+        if unwatch:
+            self.unwatch(conn)
 
     def _recheck_acl(self, conn: Connection, queued: list[list[bytes]],
                      denied: dict[int, Any]) -> None:
@@ -417,17 +479,38 @@ class Dispatcher:
         return False
 
     def watch(self, conn: Connection, keys: list[bytes]) -> None:
+        index, lives = self.watch_point(conn.db, keys)
+        self.watch_since(conn, [(conn.db, key, live, index)
+                                for key, live in zip(keys, lives, strict=True)])
+
+    def watch_point(self, db_id: int, keys: list[bytes]) -> tuple[int, list[int]]:
+        """What WATCH records here: the applied index, and whether each key is live."""
         node = self.node
         now = node.now_ms()
-        index = node.sm.applied_index
-        for key in keys:
-            dk = (conn.db, key)
+        db = node.sm.dbs[db_id]
+        return node.sm.applied_index, [
+            1 if db.data.get(key) is not None and not db.is_expired(key, now) else 0
+            for key in keys]
+
+    def watch_since(self, conn: Connection, records: list[tuple[int, bytes, int, int]],
+                    group: int | None = None) -> None:
+        """WATCH as of earlier points: (db, key, live, index) each, the index in the log
+        of this group or (``group``) of another group (the cluster-proxy's WATCH of its
+        keys, watched where its EXEC runs). A key watched already keeps its record."""
+        directory = self.directory
+        if directory is not None and group == directory.group.id:
+            group = None
+        if conn.watched and conn.watch_group != group:
+            conn.watch_group = CROSSED
+        elif not conn.watched:
+            conn.watch_group = group
+        for db, key, live, index in records:
+            dk = (db, key)
             if dk in conn.watched:
                 continue
-            db = node.sm.dbs[conn.db]
-            live = db.data.get(key) is not None and not db.is_expired(key, now)
-            conn.watched[dk] = (1 if live else 0, index)
-            self.watchers.setdefault(dk, set()).add(conn)
+            conn.watched[dk] = (live, index)
+            if group is None:  # changes applied here from now on: known before EXEC
+                self.watchers.setdefault(dk, set()).add(conn)
 
     @staticmethod
     def _watch_head(conn: Connection) -> list[bytes] | None:
@@ -455,6 +538,7 @@ class Dispatcher:
                 if not conns:
                     del self.watchers[dk]
         conn.watched = {}
+        conn.watch_group = None
         conn.watch_dirty = False
 
     def keys_touched(self, dirty: list[tuple[int, bytes | None]]) -> None:

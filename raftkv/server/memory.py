@@ -168,16 +168,15 @@ class Memory:
         if self.perform_evictions() != EVICT_FAIL:
             return None
         denyoom = "denyoom" in spec.flags
+        if name == b"exec" and conn.multi_group is not None:
+            return None  # cluster-proxy: a block for another group, whose leader decides
         if not denyoom and name == b"exec" and conn.multi:
             table = node.dispatcher.table
             denyoom = any("denyoom" in table[argv[0].lower()].flags for argv in conn.multi
                           if argv[0].lower() in table)
         if name == b"exec" and denyoom:
             # Redis's execCommandAbort: the transaction is discarded with the reason.
-            conn.multi = None
-            conn.multi_error = False
-            conn.multi_slot = None
-            node.dispatcher.unwatch(conn)
+            node.dispatcher.end_multi(conn)
             return "EXECABORT Transaction discarded because of: " + errors.OOM
         if denyoom or (conn.multi is not None and name not in _MULTI_ALLOWED):
             return errors.OOM

@@ -17,8 +17,9 @@ How:
   follower answers with READONLY, goes there too. Whatever the proxy cannot
   forward gets exactly today's reply (MOVED, CLUSTERDOWN with no leader, TRYAGAIN
   during a leadership transfer). READONLY clients never reach the proxy: they
-  read locally. (A MOVED for a slot of *another* group, on a multi-group
-  cluster, is produced elsewhere and is not forwarded here.)
+  read locally. On a multi-group cluster the dispatcher also hands over what it
+  would answer with a MOVED to *another* group's leader (:meth:`Proxy.forward_to`,
+  :meth:`Proxy.watch_at`; see **Other groups** below).
 - **Order.** Each forwarded command gets the client's :class:`Pending` reply slot
   at the moment it is dispatched, so replies leave in request order even in a
   pipeline that mixes local and proxied commands. A client's commands go to one
@@ -58,23 +59,42 @@ How:
   commands of the block included). It is forwarded as ``MULTI``, the commands,
   ``EXEC`` written at once on the client's pooled connection, and EXEC's array
   is split into its raw elements and put through ``shape``, so the reply is the
-  one the leader would give locally. No hook in the dispatcher is needed.
-- **WATCH.** The ``__watch`` head says, per key, the log index this node had
-  applied when the client ran WATCH (the client watched here). That cannot be
-  sent as a client command, so it is split in two checks that together cover
-  every change after the WATCH: on a dedicated connection the proxy sends
-  ``WATCH <keys>`` and ``INFO raft`` (the leader's applied index A, at or after
-  the upstream WATCH); it waits until this node has applied A and runs the state
-  machine's own ``__watch`` check locally (a change up to A aborts the EXEC);
-  then ``MULTI ... EXEC`` goes on the same connection, where the leader's WATCH
-  catches any change after its own WATCH. A replica that cannot catch up within
-  ``WATCH_SYNC_TIMEOUT`` answers TRYAGAIN. Errors are on the safe side only:
-  WATCH records what this replica had applied, so a WATCH sent right after the
-  client's own write, before the replica applied that write, makes EXEC abort
-  (a retry succeeds); it never lets a transaction commit over a change.
+  one the leader would give locally.
+- **WATCH.** The ``__watch`` head says, per key, whether it was live and the log
+  index of the group at the client's WATCH (``db key live index`` each). It
+  travels with the transaction: on a dedicated connection the proxy sends
+  ``RAFTKV.WATCHSINCE <db key live index ...>``, which makes the leader's
+  connection watch the keys *as of those indexes*, and, once that is answered (a
+  refused one never lets the block run unwatched), ``MULTI ... EXEC`` on the same
+  connection. The leader builds its own ``__watch`` head from them, so the state
+  machine decides where the entry applies whether a key changed after the
+  client's WATCH: the indexes are the group's log's, the same on every replica
+  and across leader changes (a MOVED from a new leader re-sends both). Errors are
+  on the safe side only: WATCH on a follower records what this replica had
+  applied, so a WATCH sent right after the client's own write, before the
+  replica applied that write, makes EXEC abort (a retry succeeds); it never lets
+  a transaction commit over a change.
+- **Other groups** (multi-group cluster). A command for another group's slot is
+  forwarded to that group's leader like any other (:meth:`Proxy.forward_to`).
+  Inside MULTI the dispatcher queues it (QUEUED; queue-time errors give EXECABORT
+  here, as they would there) and notes the group; EXEC builds the same proposal
+  and forwards it to that group's leader, as above. A WATCH of another group's
+  keys (:meth:`Proxy.watch_at`) asks that group's leader, on the client's lane
+  (after its earlier commands), ``RAFTKV.WATCHPOINT <keys>``: the group, its
+  applied index and whether each key is live, which is what WATCH records
+  there. The client's connection keeps that as its watches (its next commands
+  wait for it) and its EXEC carries them to that group as above; nothing is
+  held on the other group between WATCH and EXEC, and UNWATCH, DISCARD, RESET
+  and EXEC just drop the records. The block's keys and its WATCHed keys must be
+  one group's (any of its slots, as on one Redis node): keys of two slots get
+  CROSSSLOT when queued (then EXECABORT); WATCHes of two groups, or WATCH in one
+  group and the block's keys in another, get ``-CROSSSLOT`` from EXEC, which
+  discards the block, as a Redis Cluster node answers an EXEC it cannot run. A
+  block without keys runs where its WATCHed keys are.
 - **Failures never hang.** Connecting is bounded by ``CONNECT_TIMEOUT``, every
   non-blocking request by ``REQUEST_TIMEOUT``; a connection whose address is no
-  longer the leader this node knows for ``LEADER_GONE_GRACE`` is dropped (the
+  longer a leader this node knows (of its group or of another group) for
+  ``LEADER_GONE_GRACE`` is dropped (the
   old leader itself answers its open writes as unknown after 1 s). A command
   that was never sent gets the original MOVED error; a command in flight when
   the connection drops gets ``UNKNOWN_OUTCOME`` if it writes (it may have been
@@ -87,10 +107,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+
+import hiredis
 
 from raftkv import errors
 from raftkv.replies import ErrorReply
@@ -110,12 +131,9 @@ IDLE_DEDICATED = 8  # dedicated connections kept for reuse per (address, RESP ve
 CONNECT_TIMEOUT = 1.0  # seconds to connect and pass HELLO
 REQUEST_TIMEOUT = 10.0  # seconds a non-blocking forwarded request may take
 LEADER_GONE_GRACE = 3.0  # seconds an address may differ from the known leader with requests open
-WATCH_SYNC_TIMEOUT = 2.0  # seconds to wait for this replica to apply the leader's index
 CHECK_INTERVAL = 0.2  # the watchdog's period while requests are open
-WATCH_POLL = 0.002
 WARN_EVERY = 5.0  # seconds between two warnings about one address
 
-_APPLIED = re.compile(rb"(?m)^applied_index:(\d+)")
 _NULLS = (b"*-1\r\n", b"_\r\n")
 
 
@@ -403,7 +421,7 @@ class _Op(Request):
 
     __slots__ = ("proxy", "conn", "pending", "first", "argv", "commands", "shape", "watch",
                  "head", "is_write", "dedicated", "blocking", "error", "target", "hops",
-                 "shared", "up")
+                 "shared", "up", "watching")
 
     def __init__(self, proxy: Proxy, conn: Connection, first: list[bytes], target: str,
                  is_write: bool) -> None:
@@ -425,6 +443,7 @@ class _Op(Request):
         self.hops = 0
         self.shared = False  # counted in its client's lane
         self.up: Upstream | None = None  # the dedicated connection it is on
+        self.watching: list[bytes] | None = None  # a client's WATCH of another group's keys
 
     def on_reply(self, replies: list[bytes]) -> None:
         self.proxy._replied(self, replies)
@@ -547,19 +566,38 @@ class Proxy:
         pending.resolve(encode_error(error))
         return DEFERRED
 
-    def forward_to(self, conn: Connection, argv: list[bytes], is_write: bool,
-                   moved: str) -> bool:
-        """A multi-group cluster: a command for another group's slot, forwarded to that
-        group's leader (the address in ``moved``, the MOVED it would get, which is the
-        answer if it cannot be sent); False: answer ``moved`` now."""
+    def forward_to(self, conn: Connection, commands: list[list[bytes]], is_write: bool,
+                   moved: str, shape: Any = None) -> bool:
+        """A multi-group cluster: a command for another group's slot, or (with its
+        ``shape``) the EXEC of a block in it, forwarded to that group's leader (the
+        address in ``moved``, the MOVED it would get, which is the answer if it cannot
+        be sent); False: answer ``moved`` now."""
         if conn.multi is not None or conn.db != 0:
             return False
         target = moved.rsplit(" ", 1)[1]
-        op = self._op(conn, [argv], None, False, conn.db, is_write=is_write, target=target)
+        op = self._op(conn, commands, shape, shape is not None, conn.db, is_write=is_write,
+                      target=target)
         if op is None:
             return False
         op.error = moved
         op.pending = conn.emit_pending(blocking=op.dedicated, is_write=is_write)
+        self._forward(op)
+        return True
+
+    def watch_at(self, conn: Connection, keys: list[bytes], moved: str) -> bool:
+        """WATCH of another group's keys: that group's leader says what WATCH records
+        there (``RAFTKV.WATCHPOINT``, after the client's earlier commands), which is kept
+        with the client's watches and travels with its EXEC (see the module doc). The
+        client's later commands wait for it; False: answer ``moved`` now."""
+        if conn.db != 0:
+            return False
+        op = self._op(conn, [[b"RAFTKV.WATCHPOINT", *keys]], None, False, 0, is_write=False,
+                      target=moved.rsplit(" ", 1)[1])
+        if op is None:
+            return False
+        op.error = moved
+        op.watching = keys
+        op.pending = conn.emit_pending(blocking=True)
         self._forward(op)
         return True
 
@@ -689,10 +727,9 @@ class Proxy:
             op.deadline = None  # bounded by the leader's timeout, the watchdog, the client
             up.submit(op)
             return
-        # A transaction with WATCHed keys: WATCH + INFO raft first (see the module doc).
-        keys = (op.watch or [])[2::4]
-        up.submit(Call([[b"WATCH", *keys], [b"INFO", b"raft"]],
-                       lambda replies: self._watched(up, op, replies),
+        # A transaction with WATCHed keys: its watches first (see the module doc).
+        up.submit(Call([[b"RAFTKV.WATCHSINCE", *(op.watch or [])[1:]]],
+                       lambda replies: self._watched(up, op, replies[0]),
                        lambda sent: self._failed(op, False),  # nothing ran yet
                        self.node.loop.time() + REQUEST_TIMEOUT))
 
@@ -706,7 +743,9 @@ class Proxy:
         if last[:7] == b"-MOVED " and op.hops == 0 and self._reforward(op, last):
             return
         self._finish(op)
-        if op.argv is not None:
+        if op.watching is not None:
+            op.pending.resolve(self._watch_point(op, last))
+        elif op.argv is not None:
             op.pending.resolve(last)
         else:
             op.pending.resolve(self._exec_reply(op, replies))
@@ -764,56 +803,34 @@ class Proxy:
         return encode_shaped(op.shape(results), conn.resp)
 
     # --- WATCH ------------------------------------------------------------------------------------
-    def _watched(self, up: Upstream, op: _Op, replies: list[bytes]) -> None:
-        watch_reply, info = replies
-        match = _APPLIED.search(info)
-        if watch_reply[:1] in (b"-", b"!") or match is None:
+    def _watch_point(self, op: _Op, raw: bytes) -> bytes:
+        """The reply to a WATCH of another group's keys: RAFTKV.WATCHPOINT's
+        [group, index, live ...] kept as the client's watches; an error is relayed."""
+        if raw[:1] != b"*":
+            return raw
+        reader = hiredis.Reader()
+        reader.feed(raw)
+        value = reader.gets()
+        keys = op.watching or []
+        if not isinstance(value, list) or len(value) != len(keys) + 2:
+            return encode_error("ERR proxy: unexpected RAFTKV.WATCHPOINT reply")
+        gid, index, *lives = value
+        self.node.dispatcher.watch_since(
+            op.conn, [(0, key, live, index) for key, live in zip(keys, lives, strict=True)], gid)
+        return b"+OK\r\n"
+
+    def _watched(self, up: Upstream, op: _Op, reply: bytes) -> None:
+        """RAFTKV.WATCHSINCE answered: send MULTI ... EXEC on the connection that now
+        holds the watches, or relay its error (the block did not run)."""
+        if reply[:1] in (b"-", b"!"):
             op.up = None
             up.abort()
-            if watch_reply[:7] == b"-MOVED " and op.hops == 0 and self._reforward(op, watch_reply):
+            if reply[:7] == b"-MOVED " and op.hops == 0 and self._reforward(op, reply):
                 return
-            op.pending.resolve(watch_reply if watch_reply[:1] in (b"-", b"!")
-                               else encode_error(op.error or self.redirect(op.conn, op.first)))
+            op.pending.resolve(reply)
             return
-        deadline = self.node.loop.time() + WATCH_SYNC_TIMEOUT
-        self._await_applied(up, op, int(match.group(1)), deadline)
-
-    def _await_applied(self, up: Upstream, op: _Op, index: int, deadline: float) -> None:
-        loop = self.node.loop
-        if up.closed:
-            self._failed(op, False)
-            return
-        if self.node.sm.applied_index < index:
-            if loop.time() > deadline:
-                op.up = None
-                up.abort()
-                op.pending.resolve(encode_error(
-                    "TRYAGAIN proxy: this replica is behind the leader; cannot check WATCH"))
-                return
-            loop.call_later(WATCH_POLL, self._await_applied, up, op, index, deadline)
-            return
-        if not self._watch_holds(op):
-            op.up = None
-            up.submit(Call([[b"UNWATCH"]], lambda replies: self._release_dedicated(up), _ignore,
-                           loop.time() + REQUEST_TIMEOUT, internal=True))
-            op.pending.resolve(encode_shaped(
-                op.shape([ABORTED] * (len(op.commands or ()) + op.head)), op.conn.resp))
-            return
-        op.deadline = loop.time() + REQUEST_TIMEOUT
-        up.submit(op)  # MULTI ... EXEC, on the connection that holds the WATCH
-
-    def _watch_holds(self, op: _Op) -> bool:
-        """The state machine's own WATCH check, on this replica, up to what it applied."""
-        from raftkv.statemachine.context import Context
-        from raftkv.statemachine.watch import TransactionAborted, watch_check
-
-        sm = self.node.sm
-        ctx = Context(sm, sm.dbs[0], self.node.now_ms(), 0, False)
-        try:
-            watch_check(ctx, (op.watch or [])[1:])
-        except TransactionAborted:
-            return False
-        return True
+        op.deadline = self.node.loop.time() + REQUEST_TIMEOUT
+        up.submit(op)
 
     # --- the watchdog ------------------------------------------------------------------------------
     def watch(self, up: Upstream) -> None:
@@ -836,7 +853,7 @@ class Proxy:
         """Bound every wait: request deadlines, a leader that changed, a client gone."""
         self._timer = None
         now = self.node.loop.time()
-        leader = self.group.leader
+        leaders = self._leaders()
         for up in list(self.open):
             if up.closed or up.idle:
                 self.open.discard(up)
@@ -850,7 +867,7 @@ class Proxy:
             if up.client is not None and up.client.closing:
                 up.abort()  # unblocks the command on the leader
                 continue
-            if leader is not None and leader != up.addr:
+            if leaders and up.addr not in leaders:
                 if not up.mismatch_since:
                     up.mismatch_since = now
                 elif now - up.mismatch_since > LEADER_GONE_GRACE:
@@ -866,6 +883,14 @@ class Proxy:
                 del lanes[cid]
         if self.open:
             self._timer = self.node.loop.call_later(CHECK_INTERVAL, self._check)
+
+    def _leaders(self) -> set[str]:
+        """The leaders this node knows: its group's and (multi-group) the other groups'."""
+        leaders = {self.group.leader} if self.group.leader else set()
+        directory = self.node.groups
+        if directory is not None:
+            leaders.update(a for a in directory.leaders.values() if a)
+        return leaders
 
     def close(self) -> None:
         if self._timer is not None:

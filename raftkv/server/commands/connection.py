@@ -38,9 +38,7 @@ def quit_(node, conn, argv):
 
 def reset_connection(node, conn) -> None:
     """RESET: back to a fresh connection's state, keeping the socket."""
-    conn.multi = None
-    conn.multi_error = False
-    node.dispatcher.unwatch(conn)
+    node.dispatcher.end_multi(conn)
     conn.db = 0
     conn.resp = 2
     conn.name = b""
