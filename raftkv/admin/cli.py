@@ -14,6 +14,8 @@ RAFT.REMOVENODE), CLUSTER FAILOVER and BGSAVE.
     raftkv-admin -s 127.0.0.1:7001 add-node 127.0.0.1:7004 --learner --promote-when-caught-up
     raftkv-admin -s 127.0.0.1:7001 promote NODE
     raftkv-admin -s 127.0.0.1:7001 remove-node NODE
+    raftkv-admin -s 127.0.0.1:7001 replace-node OLD NEW   (a process, or a whole node:
+        HOST, or HOST:PORT,PORT,FIRST-LAST...; see replace-node --help)
     raftkv-admin -s 127.0.0.1:7001 snapshot [--node NODE]
     raftkv-admin -s 127.0.0.1:7001 backup DIR [--force]
     raftkv-admin -s 127.0.0.1:7001 restore DIR [--replace]
@@ -36,19 +38,20 @@ A NODE is a member's address (host:port, as the node was started), its
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import click
 import redis
 
-from raftkv.admin.table import COLUMNS, render, render_topology, topology_rows
+from raftkv.admin.table import render, render_topology
 from raftkv.admin.topology import (
     AdminError,
     ClusterView,
@@ -65,7 +68,7 @@ from raftkv.admin.topology import (
     parse_address,
     read_cluster_map,
 )
-from raftkv.cluster.groupmap import ClusterMap, MapError
+from raftkv.cluster.groupmap import META_GROUP, ClusterMap, MapError, SlotGroup
 from raftkv.cluster.migrate import MigrationError, Mover
 from raftkv.cluster.rebalance import (
     Move,
@@ -226,20 +229,8 @@ def render_group(group: GroupView) -> str:
     topo = group.topology
     slots = format_ranges(group.slots) + (" per the map file"
                                           if group.slots_source == "map file" else "")
-    title = (f"Group: {group.name}, slots {slots} "
-             f"(leader {topo.leader or 'none'}, term {topo.term})")
-    out = render(COLUMNS, topology_rows(topo), title)
-    st = topo.leader_status or {}
-    notes = []
-    if st.get("pending_conf_index"):
-        notes.append(f"membership change pending at index {st['pending_conf_index']}")
-    if st.get("transferring_to"):
-        notes.append(f"leadership transfer to {st['transferring_to']} in progress")
-    for addr in topo.members:
-        n = topo.nodes.get(addr)
-        if n is not None and not n.reachable:
-            notes.append(f"{addr} does not answer: {n.error}")
-    return out + "".join(f"\n  ! {note}" for note in notes)
+    return render_topology(topo, f"Group: {group.name}, slots {slots} "
+                                 f"(leader {topo.leader or 'none'}, term {topo.term})")
 
 
 def render_cluster(view: ClusterView) -> str:
@@ -445,28 +436,44 @@ def _caught_up(addr: str, max_lag: int) -> Callable[[Topology], bool]:
     return done
 
 
+@contextlib.contextmanager
+def _mover(admin: Admin, cmap: ClusterMap) -> Iterator[Mover]:
+    """A Mover of ``cmap`` with the operator's password, closed after use."""
+    mover = Mover(cmap, password=admin.connector.password)
+    try:
+        yield mover
+    finally:
+        mover.close()
+
+
+def _live_map(admin: Admin, cmap: ClusterMap) -> ClusterMap:
+    """The meta group's map (``cmap`` itself when the cluster has no meta group)."""
+    with _mover(admin, cmap) as mover:
+        return mover.current_map()
+
+
+def _group_name(group: SlotGroup) -> str:
+    return "the meta group" if group.id == META_GROUP else f"group-{group.id}"
+
+
 def _group_admin(admin: Admin, group: int | None = None, member: str | None = None) -> Admin:
     """Several slot groups: an Admin seeded with the members of ``group``, or of the group
-    ``member`` belongs to (as the live map lists it); ``admin`` itself otherwise."""
+    ``member`` belongs to (the meta group's included, as the live map lists them);
+    ``admin`` itself otherwise."""
     if group is None and member is None:
         return admin
     _seed, _path, cmap = read_cluster_map(admin.seeds, admin.connector)
-    if cmap is None or len(cmap.groups) < 2:
+    if cmap is None or (len(cmap.groups) < 2 and not cmap.meta):
         if group is not None and group != 0:
             raise AdminError(f"this cluster has no group {group}")
         return admin
-    if cmap.meta:
-        mover = Mover(cmap, password=admin.connector.password)
-        try:
-            cmap = mover.current_map()
-        finally:
-            mover.close()
+    cmap = _live_map(admin, cmap)
     if group is not None:
         try:
             return Admin(list(cmap.group(group).members), admin.connector)
         except KeyError:
             raise AdminError(f"this cluster has no group {group}") from None
-    owner = next((g for g in cmap.groups if member in g.members), None)
+    owner = cmap.group_of(member or "")
     return Admin(list(owner.members), admin.connector) if owner is not None else admin
 
 
@@ -520,11 +527,12 @@ def add_node(admin: Admin, node: str, group: int | None, learner: bool,
     if not _plan(steps, simulate, yes, f"Add {addr} to the group?"):
         return
     if already == "none":
-        admin.command(leader, "RAFT.ADDNODE", addr, *(["LEARNER"] if learner else []))
+        args = ["RAFT.ADDNODE", addr, *(["LEARNER"] if learner else [])]
+        _call_leader(admin, topo, " ".join(args), args, wait, 15.0)
         click.echo(f"{addr} added as a {'learner' if learner else 'voter'}")
     if promote_when_caught_up:
         topo = admin.wait_for(f"{addr} to catch up", _caught_up(addr, max_lag), wait)
-        admin.command(admin.leader(topo), "RAFT.PROMOTE", addr)
+        _call_leader(admin, topo, f"RAFT.PROMOTE {addr}", ["RAFT.PROMOTE", addr], wait, 15.0)
         click.echo(f"{addr} caught up (lag {topo.lag(addr)}) and was promoted")
     want = "learner" if learner and not promote_when_caught_up else "voter"
     after = admin.wait_for(f"{addr} to be a {want}",
@@ -556,7 +564,8 @@ def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
                      wait: float) -> ClusterMap | None:
     """In a multi-group cluster, a node started with --cluster-enabled yes that waits to be
     joined is first told the map and its group (RAFTKV.JOIN ... GROUP g: it restarts as
-    a joining replica of the seed's group). The map, or None without one."""
+    a joining replica of the seed's group, or of the meta group). The map, or None
+    without one."""
     _seed, _path, cmap = read_cluster_map(admin.seeds, admin.connector)
     if cmap is None:
         return None
@@ -565,21 +574,16 @@ def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
             return cmap
     except (AdminError, redis.RedisError, OSError):
         return cmap
-    group = next((g for g in cmap.groups for m in topo.members if m in g.members), None)
+    live = _live_map(admin, cmap)
+    group = next((g for m in topo.members for g in (live.group_of(m), cmap.group_of(m))
+                  if g is not None), None)
     if group is None:
         raise AdminError("cannot tell which slot group the seed belongs to")
     if simulate:
         click.echo(f"would send RAFTKV.JOIN <map> GROUP {group.id} to {addr}")
         return cmap
-    live = cmap
-    if cmap.meta:
-        mover = Mover(cmap, password=admin.connector.password)
-        try:
-            live = mover.current_map()
-        finally:
-            mover.close()
     admin.command(addr, "RAFTKV.JOIN", live.to_json(), "GROUP", group.id)
-    click.echo(f"{addr} joins group-{group.id}: it restarts as one of its replicas")
+    click.echo(f"{addr} joins {_group_name(group)}: it restarts as one of its replicas")
     deadline = time.monotonic() + wait
     while True:
         try:
@@ -591,15 +595,14 @@ def _join_if_waiting(admin: Admin, addr: str, topo: Topology, simulate: bool,
             time.sleep(0.2)
 
 
-def _sync_members(admin: Admin, cmap: ClusterMap | None) -> None:
-    """Multi-group: the meta group's map gets each group's current voters."""
+def _sync_members(admin: Admin, cmap: ClusterMap | None,
+                  replaced: dict[str, str] | None = None) -> None:
+    """Multi-group: the meta group's map gets each group's current voters (``replaced``:
+    as Mover.sync_members)."""
     if cmap is None or not cmap.meta:
         return
-    mover = Mover(cmap, password=admin.connector.password)
-    try:
-        new = mover.sync_members()
-    finally:
-        mover.close()
+    with _mover(admin, cmap) as mover:
+        new = mover.sync_members(replaced)
     click.echo(f"cluster map version {new.version} lists the groups' members")
 
 
@@ -633,6 +636,13 @@ def promote(admin: Admin, node: str, yes: bool, simulate: bool, wait: float) -> 
 def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float) -> None:
     """Remove a member (the leader hands over first when it is the one removed); on a
     multi-group cluster, from the group it is a replica of."""
+    _remove_member(admin, node, yes, simulate, wait)
+
+
+def _remove_member(admin: Admin, node: str, yes: bool, simulate: bool, wait: float,
+                   replaced: dict[str, str] | None = None) -> None:
+    """remove-node; ``replaced`` ({old: new}, from replace-node): the meta group's map then
+    lists the new member where the old one was."""
     if ":" in node:
         admin = _group_admin(admin, member=parse_address(node))
     topo = admin.discover()
@@ -664,11 +674,153 @@ def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float)
         admin.command(leader, "RAFT.TRANSFER", new_leader, timeout=wait + 5)
         topo = admin.wait_for(f"{new_leader} to lead", lambda t: t.leader == new_leader, wait)
         new_leader = admin.leader(topo)
-    admin.command(new_leader, "RAFT.REMOVENODE", addr)
+    _call_leader(admin, topo, f"RAFT.REMOVENODE {addr}", ["RAFT.REMOVENODE", addr], wait, 15.0)
     after = admin.wait_for(f"{addr} to leave", lambda t: addr not in t.members, wait)
-    _sync_members(admin, read_cluster_map(admin.seeds, admin.connector)[2])
+    _sync_members(admin, read_cluster_map(admin.seeds, admin.connector)[2], replaced)
     _show("New topology:", after)
     click.echo(f"{addr} is out of the group; it serves nothing now: stop it and remove its data.")
+
+
+MAX_REPLACED = 256  # processes one replace-node names at most (a typo in a port range)
+
+
+def _processes_arg(text: str, param: str) -> tuple[str | None, list[str]]:
+    """replace-node's OLD or NEW: (HOST, []) for a bare host, else (None, the addresses):
+    HOST:PORT items, and PORT or FIRST-LAST items on the host named before them."""
+    items = [t.strip() for t in text.split(",")]
+    if len(items) == 1 and items[0] and ":" not in items[0] \
+            and not items[0].replace("-", "").isdigit():
+        return items[0], []
+    out: list[str] = []
+    host = ""
+    for item in items:
+        ports = item
+        if ":" in item:
+            host, _sep, ports = item.rpartition(":")
+        first, _sep, last = ports.partition("-")
+        last = last or first
+        if not host or not first.isdigit() or not last.isdigit() \
+                or not 0 <= int(last) - int(first) < MAX_REPLACED:
+            raise click.BadParameter(f"{item!r} is not HOST:PORT, nor PORT or FIRST-LAST after "
+                                     "a HOST:PORT", param_hint=param)
+        try:
+            out += [parse_address(f"{host}:{p}") for p in range(int(first), int(last) + 1)]
+        except AdminError as exc:
+            raise click.BadParameter(str(exc), param_hint=param) from None
+    if len(set(out)) != len(out) or len(out) > MAX_REPLACED:
+        raise click.BadParameter("names a process twice, or more than "
+                                 f"{MAX_REPLACED} processes", param_hint=param)
+    return None, out
+
+
+def _replacements(admin: Admin, old_text: str, new_text: str
+                  ) -> tuple[ClusterMap | None, list[tuple[str, str]]]:
+    """(the live map, or None for a one-group cluster; the (old, new) pairs)."""
+    old_host, olds = _processes_arg(old_text, "OLD")
+    new_host, news = _processes_arg(new_text, "NEW")
+    _seed, _path, cmap = read_cluster_map(admin.seeds, admin.connector)
+    live = _live_map(admin, cmap) if cmap is not None else None
+    if old_host is not None:
+        every = ([m for g in live.groups for m in g.members] + live.meta) if live is not None \
+            else admin.discover().members
+        olds = [m for m in every if m.rpartition(":")[0] == old_host]
+        if not olds:
+            raise AdminError(f"no member of the cluster runs on {old_host}")
+        owners = [live.group_of(m) if live is not None else None for m in olds]
+        if len({g.id if g is not None else 0 for g in owners}) < len(olds):
+            raise AdminError(f"{old_host} runs several replicas of a group, so it is not one "
+                             "node: name the node's processes (HOST:PORT,PORT,...)")
+    if new_host is not None:
+        news = [f"{new_host}:{m.rpartition(':')[2]}" for m in olds]
+    if len(news) != len(olds):
+        raise click.BadParameter(f"{len(news)} new processes for {len(olds)} old ones "
+                                 f"({', '.join(olds)}): name one for each", param_hint="NEW")
+    if set(olds) & set(news):
+        raise click.BadParameter("OLD and NEW name the same process", param_hint="NEW")
+    return live, list(zip(olds, news, strict=True))
+
+
+def _replace_plan(admin: Admin, live: ClusterMap | None, pairs: list[tuple[str, str]],
+                  wait: float) -> list[tuple[str, str, str, Topology | None]]:
+    """(old, new, group name, the group's topology, None when the pair was replaced
+    already) for each pair; AdminError when one cannot be replaced (a group that lost its
+    leader, with OLD, is given up to ``wait`` seconds to elect another)."""
+    out: list[tuple[str, str, str, Topology | None]] = []
+    for old, new in pairs:
+        sub, name = admin, "group-0"
+        if live is not None:
+            group = live.group_of(old) or live.group_of(new)
+            if group is None:
+                raise AdminError(f"{old} is not a member of any group of the cluster map")
+            other = live.group_of(new)
+            if other is not None and other.id != group.id:
+                raise AdminError(f"{new} is a member of {_group_name(other)} already")
+            sub, name = Admin(list(group.members), admin.connector), _group_name(group)
+        try:
+            topo = sub.wait_for(f"{name} to have a leader", lambda t: t.leader is not None,
+                                wait)
+        except AdminError as exc:
+            raise AdminError(f"{exc}: replacing a replica of {name} needs a majority of its "
+                             "voters up (see `check`)") from None
+        if old not in topo.members and new in topo.voters:
+            out.append((old, new, name, None))
+            continue
+        if old not in topo.members:
+            raise AdminError(f"{old} is not a member of {name}")
+        out.append((old, new, name, topo))
+    return out
+
+
+def _require_joinable(admin: Admin, addr: str, topo: Topology) -> None:
+    """NEW of replace-node waits to be joined, or joined OLD's group and was not added
+    yet (a run interrupted in between); AdminError otherwise."""
+    try:
+        _require_waiting(admin, [addr])
+        return
+    except AdminError as exc:
+        refused = exc
+    try:
+        voters = admin.connector.raft_status(addr).get("voters") or []
+    except (redis.RedisError, OSError):
+        raise refused from None
+    if voters and not set(voters) & set(topo.voters):
+        raise refused
+
+
+def _show_cluster(title: str, admin: Admin, meta: list[str]) -> None:
+    """Every slot group's topology, then the meta group's (when there is one)."""
+    click.echo(title)
+    click.echo(_topology(admin))
+    if not meta:
+        return
+    try:
+        topo = discover(meta, admin.connector)
+    except AdminError as exc:
+        click.echo(f"(meta group: {exc})")
+        return
+    click.echo(render_topology(topo, f"Group: meta (leader {topo.leader or 'none'}, "
+                                     f"term {topo.term})"))
+
+
+def _replace_one(ctx: click.Context, admin: Admin, old: str, new: str, max_lag: int,
+                 wait: float) -> None:
+    """One replica, in its group: leadership off OLD if it leads (transfer-leader), NEW
+    added as a learner and promoted once caught up (add-node), OLD removed (remove-node,
+    which hands leadership over again if it came back to OLD); a step done already (by an
+    interrupted run) is not done again."""
+    group_admin = _group_admin(admin, member=old)
+    topo = group_admin.discover()
+    ctx.obj = group_admin
+    try:
+        if topo.leader == old:
+            ctx.invoke(transfer_leader, target=None, yes=True, simulate=False, wait=wait)
+        if topo.suffrage(new) != "voter":
+            ctx.invoke(add_node, node=new, group=None, learner=True,
+                       promote_when_caught_up=True, max_lag=max_lag, yes=True,
+                       simulate=False, wait=wait)
+    finally:
+        ctx.obj = admin
+    _remove_member(group_admin, old, yes=True, simulate=False, wait=wait, replaced={old: new})
 
 
 @main.command("replace-node")
@@ -678,23 +830,67 @@ def remove_node(admin: Admin, node: str, yes: bool, simulate: bool, wait: float)
               help="Entries NEW may trail the leader's log by when it is promoted.")
 @change_options(wait=60.0)
 @click.pass_context
+@_errors_to_click
 def replace_node(ctx: click.Context, old: str, new: str, max_lag: int, yes: bool,
                  simulate: bool, wait: float) -> None:
-    """Replace a member (a dead one, say) by NEW in its group: NEW joins as a learner, is
-    promoted once caught up, then OLD is removed, so the group never has fewer voters."""
+    """Replace a process, or a whole node (its process for each group it holds a replica
+    of, and for the meta group), by processes started with --cluster-enabled yes.
+
+    \b
+    OLD and NEW name processes:
+      HOST:PORT          one process
+      HOST:P1,P2,P3-P5   several: addresses, or ports and FIRST-LAST port ranges on
+                         the host named before them; NEW's are paired with OLD's in order
+      HOST               OLD: every process of the cluster on HOST (slot groups in
+                         order, then the meta group); NEW: the same ports on HOST
+
+    \b
+    Node 1 of `make cluster` (node i's process of group g on port 7001+100*i+g, its
+    meta group process on 7100+100*i) replaced by a new node on 7301-7303 and 7400:
+      raftkv-admin -s 127.0.0.1:7001 replace-node \\
+          127.0.0.1:7101-7103,7200 127.0.0.1:7301-7303,7400
+    A dead host replaced by another, its processes on the same ports:
+      raftkv-admin -s 10.0.0.1:7001 replace-node 10.0.0.2 10.0.0.9
+
+    One replica after the other: leadership moves off OLD if it leads, NEW joins OLD's
+    group as a learner and is promoted once caught up, then OLD is removed (after
+    handing leadership over again if it came back), so the group never has fewer
+    voters. OLD may be dead (kill -9) as long as each of its groups keeps a majority.
+    The meta group's map then lists NEW where OLD was (the preferred leader of the slot
+    groups OLD was preferred for). Run again after an interruption, it goes on where it
+    stopped.
+    """
     admin: Admin = ctx.obj
-    try:
-        group_admin = _group_admin(admin, member=parse_address(old))
-    except AdminError as exc:
-        raise click.ClickException(str(exc)) from None
-    ctx.obj = group_admin
-    try:
-        ctx.invoke(add_node, node=new, group=None, learner=True, promote_when_caught_up=True,
-                   max_lag=max_lag, yes=yes, simulate=simulate, wait=wait)
-        if not simulate:
-            ctx.invoke(remove_node, node=old, yes=True, simulate=False, wait=wait)
-    finally:
-        ctx.obj = admin
+    live, pairs = _replacements(admin, old, new)
+    plan = _replace_plan(admin, live, pairs, wait)
+    todo = [(o, n) for o, n, _name, topo in plan if topo is not None]
+    for _o, n, _name, topo in plan:
+        if live is not None and not simulate and topo is not None and n not in topo.members:
+            _require_joinable(admin, n, topo)
+    _show_cluster("Current topology:", admin, live.meta if live is not None else [])
+    steps = []
+    for o, n, name, topo in plan:
+        if topo is None:
+            steps.append(f"{name}: {o} -> {n} done already")
+            continue
+        how = [f"leadership moves off {o}"] if topo.leader == o else []
+        if topo.suffrage(n) != "voter":
+            how.append(f"{n} joins as a learner, promoted once it trails the leader's log "
+                       f"by at most {max_lag} entries")
+        how.append(f"{o} is removed" + ("" if topo.nodes[o].reachable
+                                       else " (it does not answer)")
+                   + (f", and the map lists {n} in its place" if live is not None else ""))
+        steps.append(f"{name}: {o} -> {n}: " + ", then ".join(how))
+    if not todo:
+        click.echo("\n".join(steps) + "\nnothing to do")
+        return
+    if not _plan(steps, simulate, yes, f"Replace {', '.join(o for o, _n in todo)}?"):
+        return
+    for o, n in todo:
+        click.echo(f"--- {o} -> {n}")
+        _replace_one(ctx, admin, o, n, max_lag, wait)
+    _show_cluster("New topology:", admin,
+                  _live_map(admin, live).meta if live is not None else [])
 
 
 # --- create ---------------------------------------------------------------------------------
@@ -734,11 +930,8 @@ def create(admin: Admin, nodes: tuple[str, ...], groups: int, replicas: int, met
         return
     create_cluster(cmap, password=admin.connector.password, timeout=wait, log=click.echo)
     if cmap.meta:
-        mover = Mover(cmap, password=admin.connector.password)
-        try:
+        with _mover(admin, cmap) as mover:
             mover.publish_initial()  # the meta group holds the live map from now on
-        finally:
-            mover.close()
     view = discover_cluster([cmap.groups[0].members[0]], admin.connector)
     if view is not None:
         click.echo(render_cluster(view))
@@ -945,6 +1138,22 @@ def _carry_out(admin: Admin, mover: Mover, plan: list[Move], rate: float, batch:
                    "(processes read the meta group's map every second); see `status`")
 
 
+def _move_planned(admin: Admin, mover: Mover, cmap: ClusterMap, plan: list[Move],
+                  want: dict[int, int] | None, nothing: str, question: str, rate: float,
+                  batch: int, yes: bool, simulate: bool, wait: float) -> None:
+    """reshard and rebalance: the topology and the slot counts, then (unless the plan is
+    empty: ``nothing`` is said) the plan, confirmed, carried out."""
+    click.echo("Current topology:")
+    click.echo(_topology(admin))
+    click.echo(_counts_table(cmap, plan, want))
+    if not plan:
+        click.echo(nothing)
+        return
+    if not _plan(_plan_steps(plan, rate), simulate, yes, question):
+        return
+    _carry_out(admin, mover, plan, rate, batch, wait)
+
+
 def _rate_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     fn = click.option("--batch", type=click.IntRange(min=1), default=100, show_default=True,
                       help="Keys listed per CLUSTER GETKEYSINSLOT while moving a slot.")(fn)
@@ -981,17 +1190,10 @@ def reshard(admin: Admin, slots_text: str, to_text: str, rate: float, batch: int
     try:
         _check_group(cmap, to, "--to")
         plan = reshard_plan(cmap, sorted(set(slots)), to)
-        click.echo("Current topology:")
-        click.echo(_topology(admin))
-        click.echo(_counts_table(cmap, plan))
-        if not plan:
-            click.echo(f"slots {format_ranges(_as_ranges(slots))} are in group-{to} already: "
-                       "nothing to move")
-            return
-        if not _plan(_plan_steps(plan, rate), simulate, yes,
-                     f"Move {len(plan)} slots to group-{to}?"):
-            return
-        _carry_out(admin, mover, plan, rate, batch, wait)
+        _move_planned(admin, mover, cmap, plan, None,
+                      f"slots {format_ranges(_as_ranges(slots))} are in group-{to} already: "
+                      "nothing to move", f"Move {len(plan)} slots to group-{to}?",
+                      rate, batch, yes, simulate, wait)
     finally:
         mover.close()
 
@@ -1039,17 +1241,10 @@ def rebalance(admin: Admin, threshold: float, weight_items: tuple[str, ...], rat
         except ValueError as exc:
             raise click.BadParameter(str(exc), param_hint="--weight") from None
         plan = rebalance_plan(cmap, threshold, weights)
-        click.echo("Current topology:")
-        click.echo(_topology(admin))
-        click.echo(_counts_table(cmap, plan, want))
-        if not plan:
-            click.echo(f"balanced, nothing to move (no group is off its target by more than "
-                       f"{threshold:g}%)")
-            return
-        if not _plan(_plan_steps(plan, rate), simulate, yes,
-                     f"Move {len(plan)} slots between groups?"):
-            return
-        _carry_out(admin, mover, plan, rate, batch, wait)
+        _move_planned(admin, mover, cmap, plan, want,
+                      f"balanced, nothing to move (no group is off its target by more than "
+                      f"{threshold:g}%)", f"Move {len(plan)} slots between groups?",
+                      rate, batch, yes, simulate, wait)
     finally:
         mover.close()
 
@@ -1066,8 +1261,6 @@ def add_group(admin: Admin, nodes: tuple[str, ...], then_rebalance: bool, rate: 
               batch: int, yes: bool, simulate: bool, wait: float) -> None:
     """Add a slot group whose replicas are processes started with --cluster-enabled yes
     (the first one is its preferred leader), then (by default) rebalance slots to it."""
-    from raftkv.cluster.groupmap import SlotGroup
-
     addrs = [parse_address(n) for n in nodes]
     cmap, mover = _slot_maps(admin)
     try:
@@ -1250,8 +1443,9 @@ def _redirected(exc: redis.ResponseError) -> bool:
     if isinstance(exc, (redis.exceptions.MovedError, redis.exceptions.ClusterDownError)):
         return True
     text = str(exc)
-    return isinstance(exc, redis.exceptions.TryAgainError) and (
-        "not applied" in text or "transfer in progress" in text)
+    return "this node is not the leader" in text or (
+        isinstance(exc, redis.exceptions.TryAgainError)
+        and ("not applied" in text or "transfer in progress" in text))
 
 
 def _call_leader(admin: Admin, topo: Topology, what: str, args: list[Any], wait: float,

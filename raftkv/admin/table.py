@@ -43,9 +43,11 @@ def topology_rows(topo: Topology) -> list[list[Any]]:
     return rows
 
 
-def render_topology(topo: Topology) -> str:
-    leader = topo.leader or "none"
-    title = f"Group: group-0 (leader {leader}, term {topo.term})"
+def render_topology(topo: Topology, title: str | None = None) -> str:
+    """A group's table (titled as a one-group cluster's, unless ``title``), then a note per
+    pending change and per member that does not answer."""
+    if title is None:
+        title = f"Group: group-0 (leader {topo.leader or 'none'}, term {topo.term})"
     out = render(COLUMNS, topology_rows(topo), title)
     st = topo.leader_status or {}
     notes = []

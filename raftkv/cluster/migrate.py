@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from raftkv.cluster.groupmap import MAP_KEY, ClusterMap, SlotGroup
 from raftkv.cluster.slots import SLOTS
@@ -81,8 +83,11 @@ class Mover:
         c = self._clients.get(address)
         if c is None:
             host, port = address.rsplit(":", 1)
+            # No retries inside redis-py (it backs off for seconds on a dead member):
+            # leader() and _on_leader() retry, trying the other members.
             c = redis.Redis(host=host, port=int(port), password=self.password,
-                            socket_timeout=self.timeout, socket_connect_timeout=self.timeout)
+                            socket_timeout=self.timeout, socket_connect_timeout=self.timeout,
+                            retry=Retry(NoBackoff(), 0))
             self._clients[address] = c
         return c
 
@@ -142,28 +147,36 @@ class Mover:
             self.publish(self.map, self.map, stored=False)
 
     # --- members ----------------------------------------------------------------------------
-    def sync_members(self) -> ClusterMap:
-        """Write into the meta group a map listing each group's current Raft voters
-        (after add-node / remove-node on its groups): members still there keep their
-        order, so the preferred leader stays first while it is a member."""
+    def sync_members(self, replaced: dict[str, str] | None = None) -> ClusterMap:
+        """Write into the meta group a map listing each group's current Raft voters, and
+        the meta group's (after add-node / remove-node on its groups): members still there
+        keep their order, so the preferred leader stays first while it is a member.
+        ``replaced`` ({old: new}, from replace-node): once ``old`` has left, ``new`` takes
+        its place (so it is the preferred leader where ``old`` was)."""
+        swap = replaced or {}
+
+        def synced(members: list[str]) -> list[str]:
+            status = as_dict(self._on_leader(members, "RAFT.STATUS"))
+            voters = [as_dict(m)[b"id"].decode() for m in status[b"members"]
+                      if as_dict(m)[b"suffrage"] == b"voter"]
+            wanted = list(dict.fromkeys(m if m in voters else swap.get(m, m) for m in members))
+            out = [m for m in wanted if m in voters] + [m for m in voters if m not in wanted]
+            return out or list(members)
+
         stored = bool(self.map.meta) and \
             self._on_leader(self.map.meta, "GET", MAP_KEY) is not None
         cmap = self.current_map()
-        groups = []
-        for g in cmap.groups:
-            status = as_dict(self._on_leader(g.members, "RAFT.STATUS"))
-            voters = [as_dict(m)[b"id"].decode() for m in status[b"members"]
-                      if as_dict(m)[b"suffrage"] == b"voter"]
-            members = [m for m in g.members if m in voters] + \
-                [m for m in voters if m not in g.members]
-            groups.append(SlotGroup(g.id, list(g.slots), members or list(g.members)))
-        if all(a.members == b.members for a, b in zip(cmap.groups, groups, strict=True)):
+        groups = [SlotGroup(g.id, list(g.slots), synced(g.members)) for g in cmap.groups]
+        meta = synced(cmap.meta) if cmap.meta else []
+        if meta == cmap.meta and \
+                all(a.members == b.members for a, b in zip(cmap.groups, groups, strict=True)):
             return cmap  # nothing changed
-        new = ClusterMap(cmap.version + 1, groups, meta=list(cmap.meta))
+        new = ClusterMap(cmap.version + 1, groups, meta=meta)
         new._check()
         self.publish(cmap, new, stored)
         self.log(f"map version {new.version}: members "
-                 + "; ".join(f"group {g.id}: {', '.join(g.members)}" for g in groups))
+                 + "; ".join(f"group {g.id}: {', '.join(g.members)}" for g in groups)
+                 + (f"; meta: {', '.join(meta)}" if meta else ""))
         return new
 
     # --- one slot ---------------------------------------------------------------------------

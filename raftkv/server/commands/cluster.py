@@ -295,12 +295,13 @@ def _node_arg(arg: bytes) -> str:
 def raftkv_join(node, conn, argv):
     """RAFTKV.JOIN <map json> [GROUP <g>]: a node waiting to be joined (cluster-enabled yes,
     no map) keeps the map in its data folder and starts again as a member: of the group
-    the map lists it in, or (GROUP) as a new replica joining group g (cluster-join)."""
+    the map lists it in, or (GROUP) as a new replica joining group g (cluster-join; g is
+    255 for the meta group)."""
     import json
     import os
     import sys
 
-    from raftkv.cluster.groupmap import ClusterMap, MapError
+    from raftkv.cluster.groupmap import META_GROUP, ClusterMap, MapError
 
     if not node.unassigned:
         raise CommandError("ERR this node is already part of a cluster")
@@ -311,16 +312,18 @@ def raftkv_join(node, conn, argv):
     extra: list[str] = []
     if len(argv) == 4 and argv[2].upper() == b"GROUP":
         gid = parse_int(argv[3], "ERR Invalid group")
-        try:
-            cmap.group(gid)
-        except KeyError:
-            raise CommandError(f"ERR the map has no group {gid}") from None
+        if gid == META_GROUP and cmap.meta:  # a new replica of the meta group
+            members = cmap.meta
+        else:
+            try:
+                members = cmap.group(gid).members
+            except KeyError:
+                raise CommandError(f"ERR the map has no group {gid}") from None
         # Kept with this node in the group's members (its own view; the meta group's
         # map lists it once raftkv-admin has added it), so a restart finds its group.
-        group = cmap.group(gid)
         me = f"{node.config.get('bind').split()[0]}:{node.config.get_int('port')}"
-        if me not in group.members:
-            group.members.append(me)
+        if me not in members:
+            members.append(me)
         extra = ["--cluster-join", "yes"]  # (first start: learn the group from its leader)
     elif len(argv) != 2:
         raise CommandError(errors.SYNTAX)
