@@ -18,7 +18,9 @@ class LocalCluster:
 
     def start(self) -> LocalCluster:
         for n in self.nodes:
-            n.start()
+            n.launch()
+        for n in self.nodes:
+            n.wait_ready()
         self.wait_leader()
         return self
 
@@ -135,7 +137,9 @@ class GroupCluster:
 
     def start(self, timeout: float = 60.0) -> GroupCluster:
         for p in self.meta_procs + self.procs:
-            p.start()
+            p.launch()
+        for p in self.meta_procs + self.procs:
+            p.wait_ready()
         self.wait_ready(timeout)
         return self
 

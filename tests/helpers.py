@@ -49,16 +49,25 @@ class ServerProcess:
         return [sys.executable, "-m", "raftkv.server.main", "--port", str(self.port),
                 "--dir", self.dir, "--save", "", *self.args]
 
-    def start(self, wait: float = 15.0) -> ServerProcess:
+    # Bounded but generous: a loaded 2-core CI machine starting a dozen interpreters at
+    # once can take many seconds for each (0.4 s on a quiet one).
+    READY_WAIT = 60.0
+
+    def start(self, wait: float = READY_WAIT) -> ServerProcess:
+        self.launch()
+        self.wait_ready(wait)
+        return self
+
+    def launch(self) -> ServerProcess:
+        """Start the process without waiting for it (wait_ready does)."""
         log = open(self.log_path, "ab")
         env = dict(os.environ, PYTHONPATH=ROOT)
         self.proc = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT,
                                      cwd=self.dir, env=env)
         log.close()
-        self.wait_ready(wait)
         return self
 
-    def wait_ready(self, wait: float = 15.0) -> None:
+    def wait_ready(self, wait: float = READY_WAIT) -> None:
         deadline = time.monotonic() + wait
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
@@ -107,7 +116,7 @@ class ServerProcess:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self, wait: float = 15.0) -> ServerProcess:
+    def restart(self, wait: float = READY_WAIT) -> ServerProcess:
         self.stop()
         return self.start(wait)
 
