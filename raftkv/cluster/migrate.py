@@ -8,14 +8,19 @@ For each slot (see raftkv/statemachine/slots.py for what the groups do):
    source (payload, absolute expiry, the index it was read at), ``ASKING`` +
    ``RESTORE key ttl payload REPLACE ABSTTL`` on the target, then
    ``RAFT.DELIFUNCHANGED key index`` on the source; a key written meanwhile is
-   not deleted and is copied again;
+   not deleted and is copied again. After FENCE_AFTER such copies of one key
+   (a key written without pause) ``RAFT.FENCEKEY slot key`` fences it on the
+   source: its writes get TRYAGAIN (cluster clients retry them) while the
+   mover copies it once more and deletes it, which drops the fence; from then
+   on its commands are ASKed to the target like any moved key;
 4. ``CLUSTER SETSLOT <slot> NODE <target>`` on the target, then on the source;
 5. the meta group's map gets the new owner (compare-and-set on its version),
    so every process routes the slot to the target.
 
 Every step is a write through a group's log (or a linearizable read of its
 leader), retried on redirections and leader changes, and repeatable: running
-the mover again after a crash finishes the slot.
+the mover again after a crash finishes the slot (and a key it left fenced:
+nothing writes it, so its first copy is deleted).
 """
 
 from __future__ import annotations
@@ -28,9 +33,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from raftkv.cluster.groupmap import MAP_KEY, ClusterMap, SlotGroup
-from raftkv.cluster.slots import SLOTS
+from raftkv.cluster.slots import SLOTS, key_slot
 
 RETRIES = 100
+FENCE_AFTER = 3  # copies of a key written meanwhile before the mover fences it
+# Copies of a fenced key: no client write can change it, so only a fault fails them all.
+FENCED_COPIES = 10
 RETRY_SLEEP = 0.1
 
 _CAS = """
@@ -216,15 +224,20 @@ class Mover:
         return moved
 
     def _move_key(self, key: bytes, src: list[str], dst: list[str]) -> int:
-        for _ in range(RETRIES):
+        for attempt in range(FENCE_AFTER + FENCED_COPIES):
+            if attempt == FENCE_AFTER:
+                # Written after every copy: its writes get TRYAGAIN until it is moved.
+                self._on_leader(src, "RAFT.FENCEKEY", key_slot(key), key)
+                self.log(f"key {key!r} written during {FENCE_AFTER} copies: fenced")
             payload, when, index = self._on_leader(src, "RAFT.DUMPKEY", key)
             if payload is None:
                 return 0  # deleted (or expired) meanwhile: nothing to move
             self._restore(dst, key, payload, when)
             if self._on_leader(src, "RAFT.DELIFUNCHANGED", key, index) == 1:
-                return 1
+                return 1  # (and no longer fenced)
             # written after the copy was read: copy the newer value again
-        raise MigrationError(f"key {key!r} kept changing: not moved")
+        raise MigrationError(f"key {key!r} was modified while fenced, {FENCED_COPIES} "
+                             "times (by a write that does not name it?): not moved")
 
     def _restore(self, dst: list[str], key: bytes, payload: bytes, when: int) -> None:
         last: Exception | None = None

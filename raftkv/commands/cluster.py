@@ -38,6 +38,9 @@ COMMANDS = [
     C("raft.delifunchanged", 3, "admin write noscript", 0, 0, 0,
       "Deletes a key moved to another group unless it was modified after the index "
       "(slot migration).", "7.2.0", group=K),
+    C("raft.fencekey", 3, "admin write noscript", 0, 0, 0,
+      "Makes writes to a key of a migrating slot answer TRYAGAIN until the key is moved "
+      "(slot migration).", "7.2.0", group=K),
     C("raftkv.join", -2, "admin noscript", 0, 0, 0,
       "Makes a node started with cluster-enabled yes a member of a cluster: the map, and "
       "GROUP g to join group g as a new replica.", "7.2.0", group=K),

@@ -17,6 +17,14 @@ the same rules:
   then ``__delifunchanged`` on A, which deletes the key only if nothing
   modified it since that index (else the mover copies it again): no write
   is lost or applied twice;
+- a key written without pause would never be deleted that way, so after a few
+  failed attempts the mover fences it: ``__fencekey <slot> <key>`` in A. While
+  the slot is migrating, a fenced key that is still in A refuses every command
+  naming it that is not read-only with ``TRYAGAIN`` (reads are served: its value
+  cannot change), as Redis Cluster's writes wait while MIGRATE holds the key.
+  The mover's next copy is then deleted, and ``__delifunchanged`` drops the
+  fence with the key; ``__setslot <slot> node|stable`` drops the slot's fences,
+  so none outlives the move;
 - ``__setslot <slot> node <G>``: the slot belongs to group G from now on
   (in A: every command on it answers MOVED; in B: served to everyone); the
   meta group's map records the same ownership for routing.
@@ -44,12 +52,14 @@ if TYPE_CHECKING:
     from raftkv.statemachine.context import Context
 
 TRYAGAIN = "TRYAGAIN Multiple keys request during rehashing of slot"
+# A write naming a fenced key (its last copy is on its way): retried by cluster clients.
+FENCED = "TRYAGAIN Key being moved during rehashing of slot"
 ASK_MARK = "ASK"  # "ASK <slot> <group>": the node names the group's leader
 MOVED_MARK = "MOVED"  # "MOVED <slot> <group>"
 
 
 class SlotState:
-    __slots__ = ("group", "owner", "migrating", "importing", "overrides")
+    __slots__ = ("group", "owner", "migrating", "importing", "overrides", "fenced")
 
     def __init__(self) -> None:
         self.group = -1  # this group's id (-1: not a multi-group cluster)
@@ -57,6 +67,7 @@ class SlotState:
         self.migrating: dict[int, int] = {}  # slot -> target group
         self.importing: dict[int, int] = {}  # slot -> source group
         self.overrides: dict[int, int] = {}  # slot -> owner since a migration
+        self.fenced: dict[int, set[bytes]] = {}  # migrating slot -> keys refusing writes
 
     @property
     def active(self) -> bool:
@@ -71,6 +82,13 @@ class SlotState:
         if gid is not None:
             return gid
         return self.owner[slot] if self.owner is not None else self.group
+
+    def unfence(self, slot: int, key: bytes) -> None:
+        keys = self.fenced.get(slot)
+        if keys is not None:
+            keys.discard(key)
+            if not keys:
+                del self.fenced[slot]
 
 
 def state_of(sm: Any) -> SlotState:
@@ -120,6 +138,9 @@ def guard(ctx: Context, argv: list[bytes], state: SlotState) -> Any:
         return None
     present = sum(1 for k in keys if ctx.db.get(k, ctx.now) is not None)
     if present == len(keys):
+        fenced = state.fenced.get(slot)
+        if fenced and "readonly" not in spec.flags and any(k in fenced for k in keys):
+            return ErrorReply(FENCED)
         return None
     if present == 0:
         return ErrorReply(f"{ASK_MARK} {slot} {target}")
@@ -135,6 +156,7 @@ def setslot(ctx: Context, args: list[bytes]) -> Any:
     if what == b"stable":
         state.migrating.pop(slot, None)
         state.importing.pop(slot, None)
+        state.fenced.pop(slot, None)
         return "OK"
     gid = parse_int(args[2], "ERR Invalid group")
     # A slot half moved to one group must not start moving to another: the keys already
@@ -152,6 +174,7 @@ def setslot(ctx: Context, args: list[bytes]) -> Any:
     elif what == b"node":
         state.migrating.pop(slot, None)
         state.importing.pop(slot, None)
+        state.fenced.pop(slot, None)
         initial = state.owner[slot] if state.owner is not None else state.group
         if gid == initial:
             state.overrides.pop(slot, None)
@@ -165,14 +188,35 @@ def setslot(ctx: Context, args: list[bytes]) -> Any:
 @command("__delifunchanged")
 def delete_if_unchanged(ctx: Context, args: list[bytes]) -> Any:
     """``__delifunchanged <key> <index>``: delete a key moved to another group, unless a
-    write modified it after ``index`` (the state the copy was read from): 1 or 0."""
+    write modified it after ``index`` (the state the copy was read from): 1 or 0. A key
+    that is gone is no longer fenced."""
     key = args[0]
     index = parse_int(args[1])
     if ctx.sm.mods.modified_after(ctx.db.id, key, index):
+        deleted = False
+    else:
+        deleted = ctx.lookup(key) is not None and ctx.delete(key)
+    if deleted:
+        ctx.notify("g", "del", key)
+    if deleted or ctx.db.get(key, ctx.now) is None:
+        state_of(ctx.sm).unfence(key_slot(key), key)
+    return 1 if deleted else 0
+
+
+@command("__fencekey")
+def fence_key(ctx: Context, args: list[bytes]) -> Any:
+    """``__fencekey <slot> <key>``: while ``slot`` migrates, writes naming ``key`` get
+    TRYAGAIN until the key is moved (see the module doc): 1, or 0 if the key is gone."""
+    state = state_of(ctx.sm)
+    slot = parse_int(args[0], "ERR Invalid or out of range slot")
+    key = args[1]
+    if key_slot(key) != slot:
+        return ErrorReply(f"ERR key is not in slot {slot}")
+    if slot not in state.migrating:
+        return ErrorReply(f"ERR slot {slot} is not migrating")
+    if ctx.db.get(key, ctx.now) is None:
         return 0
-    if ctx.lookup(key) is None or not ctx.delete(key):
-        return 0
-    ctx.notify("g", "del", key)
+    state.fenced.setdefault(slot, set()).add(key)
     return 1
 
 
@@ -184,6 +228,13 @@ def _dump(sm: Any) -> bytes:
         for slot in sorted(table):
             w.u32(slot)
             w.u32(table[slot])
+    # Added after the three tables: a snapshot written before fences existed ends there.
+    w.u32(len(state.fenced))
+    for slot in sorted(state.fenced):
+        w.u32(slot)
+        w.u32(len(state.fenced[slot]))
+        for key in sorted(state.fenced[slot]):
+            w.blob(key)
     return w.getvalue()
 
 
@@ -198,6 +249,12 @@ def _load(sm: Any, blob: bytes) -> None:
             table[slot] = r.u32()
         tables.append(table)
     state.migrating, state.importing, state.overrides = tables
+    fenced: dict[int, set[bytes]] = {}
+    if not r.done():
+        for _ in range(r.u32()):
+            slot = r.u32()
+            fenced[slot] = {r.blob() for _ in range(r.u32())}
+    state.fenced = fenced
 
 
 register_section(b"slots", _dump, _load)

@@ -286,6 +286,18 @@ def raft_delifunchanged(node, conn, argv):
     return node.write(conn, [[b"__delifunchanged", argv[1], argv[2]]])
 
 
+@server_command("raft.fencekey")
+def raft_fencekey(node, conn, argv):
+    """RAFT.FENCEKEY <slot> <key>: while the slot migrates, writes naming the key get
+    TRYAGAIN until it is moved (the mover's last resort for a key written without pause;
+    raftkv/statemachine/slots.py)."""
+    _require_cluster(node)
+    slot = parse_int(argv[1], "ERR Invalid or out of range slot")
+    if not 0 <= slot < SLOTS:
+        raise CommandError("ERR Invalid or out of range slot")
+    return node.write(conn, [[b"__fencekey", argv[1], argv[2]]])
+
+
 # --- RAFT.*: the group's membership and leadership (see raftkv/server/membership.py) ---------
 def _node_arg(arg: bytes) -> str:
     return arg.decode("utf-8", "replace")
