@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 from raftkv import errors
 from raftkv.errors import CommandError
@@ -10,6 +11,8 @@ from raftkv.statemachine.longdouble import ld_round, string2ld
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
+
+_Side = TypeVar("_Side")
 
 
 def parse_int(raw: bytes, error: str = errors.NOT_INTEGER) -> int:
@@ -100,3 +103,45 @@ def index_range(n: int, start: int, end: int) -> tuple[int, int] | None:
     if end >= n:
         end = n - 1
     return start, end
+
+
+def parse_mpop(args: list[bytes], sides: dict[bytes, _Side]) -> tuple[list[bytes], _Side, int]:
+    """LMPOP/ZMPOP's ``numkeys key [key ...] <side> [COUNT count]`` (and BLMPOP/BZMPOP's
+    after the timeout) -> (keys, side, count), ``side`` mapped through ``sides``
+    (lowercase words: LEFT/RIGHT, MIN/MAX); count is 1 when not given."""
+    numkeys = parse_int(args[0], errors.NUMKEYS_POSITIVE)
+    if numkeys < 1:
+        raise CommandError(errors.NUMKEYS_POSITIVE)
+    side_at = numkeys + 1
+    if side_at >= len(args):
+        raise CommandError(errors.SYNTAX)
+    side = sides.get(args[side_at].lower())
+    if side is None:
+        raise CommandError(errors.SYNTAX)
+    count = -1
+    j = side_at + 1
+    while j < len(args):
+        if count == -1 and args[j].lower() == b"count" and j + 1 < len(args):
+            count = parse_int(args[j + 1], errors.COUNT_POSITIVE)
+            if count < 1:
+                raise CommandError(errors.COUNT_POSITIVE)
+            j += 2
+        else:
+            raise CommandError(errors.SYNTAX)
+    return args[1:side_at], side, 1 if count == -1 else count
+
+
+def parse_random_count(args: list[bytes], option: bytes) -> tuple[int, bool]:
+    """HRANDFIELD/ZRANDMEMBER ``key count [WITHVALUES|WITHSCORES]`` -> (count, with_option),
+    in Redis's order of checks: the count's range, the option, then (with the option)
+    ``-LONG_MAX/2 <= count <= LONG_MAX/2`` (C division, truncated toward zero)."""
+    count = parse_int(args[1])
+    if count == INT64_MIN:
+        raise CommandError(errors.LONG_RANGE)
+    if len(args) > 3 or (len(args) == 3 and args[2].lower() != option):
+        raise CommandError(errors.SYNTAX)
+    if len(args) == 3:
+        if count < -(INT64_MAX // 2) or count > INT64_MAX // 2:
+            raise CommandError(errors.OUT_OF_RANGE_VALUE)
+        return count, True
+    return count, False

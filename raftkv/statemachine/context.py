@@ -118,6 +118,17 @@ class Context:
         """A value was changed in place (or emptied and removed by the caller)."""
         self.sm.touched(self.db.id, key)
 
+    def elements_removed(self, key: bytes, container: object, event_class: str, event: str) -> None:
+        """Elements were removed from the list, hash, set or sorted set at ``key``: notify
+        ``event``, then delete the key if that emptied it (Redis keeps no empty
+        container), or report it modified."""
+        self.notify(event_class, event, key)
+        if not container:
+            self.delete(key)
+            self.notify("g", "del", key)
+        else:
+            self.modified(key)
+
     def remove_if_empty(self, key: bytes, container: object) -> None:
         """Redis deletes a list, hash, set or zset when its last element goes."""
         if not container:

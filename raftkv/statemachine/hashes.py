@@ -23,7 +23,7 @@ from raftkv.errors import CommandError
 from raftkv.glob import compile_pattern
 from raftkv.replies import OK, Map
 from raftkv.statemachine import longdouble
-from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_int
+from raftkv.statemachine.args import INT64_MAX, INT64_MIN, parse_int, parse_random_count
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.keys import encoding_of
 from raftkv.statemachine.longdouble import LongDouble, format_long_double, ld_add, string2ld
@@ -170,12 +170,7 @@ def hdel(ctx: Context, args: list[bytes]):
             if not h:
                 break  # Redis stops at an emptied hash: the key is gone
     if deleted:
-        ctx.notify("h", "hdel", key)
-        if not h:
-            ctx.delete(key)
-            ctx.notify("g", "del", key)
-        else:
-            ctx.modified(key)
+        ctx.elements_removed(key, h, "h", "hdel")
     return deleted
 
 
@@ -256,9 +251,6 @@ def hscan(ctx: Context, args: list[bytes]):
 # ---------------------------------------------------------------------------
 # HRANDFIELD
 # ---------------------------------------------------------------------------
-_LONG_MAX = INT64_MAX
-
-
 @command("hrandfield")
 def hrandfield(ctx: Context, args: list[bytes]):
     key = args[0]
@@ -267,16 +259,7 @@ def hrandfield(ctx: Context, args: list[bytes]):
         if not h:
             return None
         return next(islice(h, ctx.rng.randrange(len(h)), None))
-    count = parse_int(args[1])
-    if count < -_LONG_MAX:
-        raise CommandError(errors.LONG_RANGE)
-    withvalues = False
-    if len(args) > 3 or (len(args) == 3 and args[2].lower() != b"withvalues"):
-        raise CommandError(errors.SYNTAX)
-    if len(args) == 3:
-        withvalues = True
-        if count < -_LONG_MAX // 2 or count > _LONG_MAX // 2:
-            raise CommandError(errors.OUT_OF_RANGE_VALUE)
+    count, withvalues = parse_random_count(args, b"withvalues")
     h = _hash(ctx, key)
     if not h or count == 0:
         return []

@@ -19,11 +19,20 @@ from itertools import islice
 from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.replies import NULL_ARRAY, OK, Blocked
-from raftkv.statemachine.args import INT64_MAX, index_range, parse_int, parse_timeout
+from raftkv.statemachine.args import (
+    INT64_MAX,
+    index_range,
+    parse_int,
+    parse_mpop,
+    parse_nonneg_int,
+    parse_timeout,
+)
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.registry import command
 
 LEFT, RIGHT = 0, 1
+_SIDES = {b"left": LEFT, b"right": RIGHT}
+_POP_EVENTS = ("lpop", "rpop")  # by LEFT, RIGHT
 _LONG_MAX = INT64_MAX
 # The seconds timeout of every blocking command, lists' and sorted sets' alike.
 parse_block_timeout = parse_timeout
@@ -38,12 +47,10 @@ def _list(ctx: Context, key: bytes) -> deque | None:
 
 def _where(raw: bytes) -> int:
     """LEFT or RIGHT (any case), else a syntax error."""
-    word = raw.lower()
-    if word == b"left":
-        return LEFT
-    if word == b"right":
-        return RIGHT
-    raise CommandError(errors.SYNTAX)
+    where = _SIDES.get(raw.lower())
+    if where is None:
+        raise CommandError(errors.SYNTAX)
+    return where
 
 
 def _slice(dq: deque, start: int, end: int) -> list[bytes]:
@@ -59,16 +66,6 @@ def _slice(dq: deque, start: int, end: int) -> list[bytes]:
 def _pop_many(dq: deque, where: int, count: int) -> list[bytes]:
     pop = dq.popleft if where == LEFT else dq.pop
     return [pop() for _ in range(min(count, len(dq)))]
-
-
-def _removed(ctx: Context, key: bytes, dq: deque, where: int) -> None:
-    """After elements were popped: notify, and delete the key if the list is empty."""
-    ctx.notify("l", "lpop" if where == LEFT else "rpop", key)
-    if not dq:
-        ctx.delete(key)
-        ctx.notify("g", "del", key)
-    else:
-        ctx.modified(key)
 
 
 def _push_into(ctx: Context, key: bytes, dq: deque | None, value: bytes, where: int) -> None:
@@ -136,9 +133,7 @@ def _pop(ctx: Context, args: list[bytes], where: int, name: str):
     has_count = len(args) == 2
     count = 0
     if has_count:
-        count = parse_int(args[1], errors.MUST_BE_POSITIVE)
-        if count < 0:
-            raise CommandError(errors.MUST_BE_POSITIVE)
+        count = parse_nonneg_int(args[1], errors.MUST_BE_POSITIVE)
     key = args[0]
     dq = _list(ctx, key)
     if dq is None:
@@ -147,10 +142,10 @@ def _pop(ctx: Context, args: list[bytes], where: int, name: str):
         return []
     if not has_count:
         value = dq.popleft() if where == LEFT else dq.pop()
-        _removed(ctx, key, dq, where)
+        ctx.elements_removed(key, dq, "l", _POP_EVENTS[where])
         return value
     out = _pop_many(dq, where, count)
-    _removed(ctx, key, dq, where)
+    ctx.elements_removed(key, dq, "l", _POP_EVENTS[where])
     return out
 
 
@@ -164,28 +159,6 @@ def rpop(ctx: Context, args: list[bytes]):
     return _pop(ctx, args, RIGHT, "rpop")
 
 
-def _parse_mpop(args: list[bytes]) -> tuple[list[bytes], int, int]:
-    """``numkeys key [key ...] LEFT|RIGHT [COUNT count]`` -> (keys, where, count)."""
-    numkeys = parse_int(args[0], errors.NUMKEYS_POSITIVE)
-    if numkeys < 1:
-        raise CommandError(errors.NUMKEYS_POSITIVE)
-    where_at = numkeys + 1
-    if where_at >= len(args):
-        raise CommandError(errors.SYNTAX)
-    where = _where(args[where_at])
-    count = -1
-    j = where_at + 1
-    while j < len(args):
-        if count == -1 and args[j].lower() == b"count" and j + 1 < len(args):
-            count = parse_int(args[j + 1], errors.COUNT_POSITIVE)
-            if count < 1:
-                raise CommandError(errors.COUNT_POSITIVE)
-            j += 2
-        else:
-            raise CommandError(errors.SYNTAX)
-    return args[1:where_at], where, 1 if count == -1 else count
-
-
 def _mpop(ctx: Context, keys: list[bytes], where: int, count: int):
     """[key, [elements]] from the first non-empty list, or None if all are empty."""
     for key in keys:
@@ -193,14 +166,14 @@ def _mpop(ctx: Context, keys: list[bytes], where: int, count: int):
         if not dq:
             continue
         out = _pop_many(dq, where, count)
-        _removed(ctx, key, dq, where)
+        ctx.elements_removed(key, dq, "l", _POP_EVENTS[where])
         return [key, out]
     return None
 
 
 @command("lmpop")
 def lmpop(ctx: Context, args: list[bytes]):
-    keys, where, count = _parse_mpop(args)
+    keys, where, count = parse_mpop(args, _SIDES)
     found = _mpop(ctx, keys, where, count)
     return NULL_ARRAY if found is None else found
 
@@ -254,13 +227,9 @@ def lpos(ctx: Context, args: list[bytes]):
             if rank == 0:
                 raise CommandError(errors.LPOS_RANK_ZERO)
         elif opt == b"count" and more:
-            count = parse_int(args[j + 1], errors.LPOS_COUNT_NEGATIVE)
-            if count < 0:
-                raise CommandError(errors.LPOS_COUNT_NEGATIVE)
+            count = parse_nonneg_int(args[j + 1], errors.LPOS_COUNT_NEGATIVE)
         elif opt == b"maxlen" and more:
-            maxlen = parse_int(args[j + 1], errors.LPOS_MAXLEN_NEGATIVE)
-            if maxlen < 0:
-                raise CommandError(errors.LPOS_MAXLEN_NEGATIVE)
+            maxlen = parse_nonneg_int(args[j + 1], errors.LPOS_MAXLEN_NEGATIVE)
         else:
             raise CommandError(errors.SYNTAX)
         j += 2
@@ -385,12 +354,7 @@ def ltrim(ctx: Context, args: list[bytes]):
                 dq.popleft()
             for _ in range(right):
                 dq.pop()
-    ctx.notify("l", "ltrim", key)
-    if not dq:
-        ctx.delete(key)
-        ctx.notify("g", "del", key)
-    else:
-        ctx.modified(key)
+    ctx.elements_removed(key, dq, "l", "ltrim")
     return OK
 
 
@@ -405,12 +369,7 @@ def _move(ctx: Context, src: bytes, dst: bytes, wherefrom: int, whereto: int):
     target = _list(ctx, dst)  # WRONGTYPE before anything is popped
     value = source.popleft() if wherefrom == LEFT else source.pop()
     _push_into(ctx, dst, target, value, whereto)
-    ctx.notify("l", "lpop" if wherefrom == LEFT else "rpop", src)
-    if not source:
-        ctx.delete(src)
-        ctx.notify("g", "del", src)
-    else:
-        ctx.modified(src)
+    ctx.elements_removed(src, source, "l", _POP_EVENTS[wherefrom])
     return value
 
 
@@ -438,7 +397,7 @@ def _blocking_pop(ctx: Context, args: list[bytes], where: int):
         if not dq:
             continue
         value = dq.popleft() if where == LEFT else dq.pop()
-        _removed(ctx, key, dq, where)
+        ctx.elements_removed(key, dq, "l", _POP_EVENTS[where])
         return [key, value]
     if not ctx.can_block:
         return NULL_ARRAY
@@ -457,7 +416,7 @@ def brpop(ctx: Context, args: list[bytes]):
 
 @command("blmpop")
 def blmpop(ctx: Context, args: list[bytes]):
-    keys, where, count = _parse_mpop(args[1:])
+    keys, where, count = parse_mpop(args[1:], _SIDES)
     timeout = parse_timeout(args[0], ctx.now)
     found = _mpop(ctx, keys, where, count)
     if found is not None:

@@ -25,7 +25,7 @@ from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.glob import compile_pattern
 from raftkv.replies import SetReply
-from raftkv.statemachine.args import INT64_MIN, parse_int
+from raftkv.statemachine.args import INT64_MIN, parse_int, parse_nonneg_int
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.registry import command
 from raftkv.statemachine.scan import parse_cursor, parse_scan_options
@@ -400,12 +400,7 @@ def srem(ctx: Context, args: list[bytes]):
             if not s:
                 break
     if removed:
-        ctx.notify("s", "srem", key)
-        if not s:
-            ctx.delete(key)
-            ctx.notify("g", "del", key)
-        else:
-            ctx.modified(key)
+        ctx.elements_removed(key, s, "s", "srem")
     return removed
 
 
@@ -422,12 +417,7 @@ def smove(ctx: Context, args: list[bytes]):
         return 1 if member in src else 0  # type: ignore[operator]
     if not src.discard(member):  # type: ignore[union-attr]
         return 0
-    ctx.notify("s", "srem", src_key)
-    if not src:
-        ctx.delete(src_key)
-        ctx.notify("g", "del", src_key)
-    else:
-        ctx.modified(src_key)
+    ctx.elements_removed(src_key, src, "s", "srem")
     lim = set_limits(ctx)
     if dst is None:
         dst = RSet.create(member, 1, lim)
@@ -478,16 +468,9 @@ def spop(ctx: Context, args: list[bytes]):
         if s is None:
             return None
         member = s.pop_random(ctx.rng, 1)[0]
-        ctx.notify("s", "spop", key)
-        if not s:
-            ctx.delete(key)
-            ctx.notify("g", "del", key)
-        else:
-            ctx.modified(key)
+        ctx.elements_removed(key, s, "s", "spop")
         return member
-    count = parse_int(args[1], errors.MUST_BE_POSITIVE)
-    if count < 0:
-        raise CommandError(errors.MUST_BE_POSITIVE)
+    count = parse_nonneg_int(args[1], errors.MUST_BE_POSITIVE)
     s = lookup_set(ctx, key)
     if s is None or count == 0:
         return SetReply([])
@@ -619,9 +602,7 @@ def sintercard(ctx: Context, args: list[bytes]):
     i = 1 + numkeys
     while i < len(args):
         if args[i].upper() == b"LIMIT" and i + 1 < len(args):
-            limit = parse_int(args[i + 1], errors.LIMIT_NEGATIVE)
-            if limit < 0:
-                raise CommandError(errors.LIMIT_NEGATIVE)
+            limit = parse_nonneg_int(args[i + 1], errors.LIMIT_NEGATIVE)
             i += 2
         else:
             raise CommandError(errors.SYNTAX)

@@ -132,6 +132,15 @@ def _group(s: Stream | None, name: bytes) -> Group | None:
     return s.groups.get(name)
 
 
+def _stream_and_group(ctx: Context, key: bytes, gname: bytes) -> tuple[Stream, Group]:
+    """The stream at ``key`` and its group ``gname``, else Redis's NOGROUP error."""
+    s = _stream(ctx, key)
+    g = _group(s, gname)
+    if s is None or g is None:
+        raise CommandError(errors.NOGROUP_KEY_OR_GROUP.format(_text(key), _text(gname)))
+    return s, g
+
+
 def _get_consumer(ctx: Context, key: bytes, g: Group, name: bytes) -> Consumer:
     """Find or create a consumer (XREADGROUP, XCLAIM, XAUTOCLAIM create it on use)."""
     c = g.consumers.get(name)
@@ -173,7 +182,7 @@ def _parse_add_trim(args: list[bytes], xadd: bool) -> tuple[_AddTrimArgs, int]:
         if xadd and opt == b"*":
             break
         u = opt.upper()
-        if u == b"MAXLEN" and more:
+        if (u == b"MAXLEN" or u == b"MINID") and more:
             if a.trims:
                 raise CommandError(errors.STREAM_MAXLEN_MINID)
             a.approx = False
@@ -183,22 +192,13 @@ def _parse_add_trim(args: list[bytes], xadd: bool) -> tuple[_AddTrimArgs, int]:
                 i += 1
             elif more >= 2 and nxt == b"=":
                 i += 1
-            maxlen = parse_int(args[i + 1])
-            if maxlen < 0:
-                raise CommandError(errors.STREAM_MAXLEN_NEGATIVE)
-            a.maxlen = maxlen
-            i += 1
-        elif u == b"MINID" and more:
-            if a.trims:
-                raise CommandError(errors.STREAM_MAXLEN_MINID)
-            a.approx = False
-            nxt = args[i + 1]
-            if more >= 2 and nxt == b"~":
-                a.approx = True
-                i += 1
-            elif more >= 2 and nxt == b"=":
-                i += 1
-            a.minid = parse_strict_id(args[i + 1])
+            if u == b"MAXLEN":
+                maxlen = parse_int(args[i + 1])
+                if maxlen < 0:
+                    raise CommandError(errors.STREAM_MAXLEN_NEGATIVE)
+                a.maxlen = maxlen
+            else:
+                a.minid = parse_strict_id(args[i + 1])
             i += 1
         elif u == b"LIMIT" and more:
             limit = parse_int(args[i + 1])
@@ -728,10 +728,7 @@ def xpending(ctx: Context, args: list[bytes]):
         end = _parse_end(args[at + 1])
         if at + 3 < n:
             consumer_name = args[at + 3]
-    s = _stream(ctx, key)
-    g = _group(s, gname)
-    if g is None:
-        raise CommandError(errors.NOGROUP_KEY_OR_GROUP.format(_text(key), _text(gname)))
+    _, g = _stream_and_group(ctx, key, gname)
     if justinfo:
         if not g.pel:
             return [0, None, None, NULL_ARRAY]
@@ -779,10 +776,7 @@ def _drop_nack(g: Group, sid: StreamID, nack: NACK) -> None:
 @command("xclaim")
 def xclaim(ctx: Context, args: list[bytes]):
     key, gname, cname = args[0], args[1], args[2]
-    s = _stream(ctx, key)
-    g = _group(s, gname)
-    if s is None or g is None:
-        raise CommandError(errors.NOGROUP_KEY_OR_GROUP.format(_text(key), _text(gname)))
+    s, g = _stream_and_group(ctx, key, gname)
     minidle = max(parse_int(args[3], errors.XCLAIM_MIN_IDLE), 0)
     ids: list[StreamID] = []
     j = 4
@@ -878,10 +872,7 @@ def xautoclaim(ctx: Context, args: list[bytes]):
         else:
             raise CommandError(errors.SYNTAX)
         j += 1
-    s = _stream(ctx, key)
-    g = _group(s, gname)
-    if s is None or g is None:
-        raise CommandError(errors.NOGROUP_KEY_OR_GROUP.format(_text(key), _text(gname)))
+    s, g = _stream_and_group(ctx, key, gname)
     attempts = count * 10
     now = ctx.now
     c = _get_consumer(ctx, key, g, cname)

@@ -15,7 +15,14 @@ from raftkv import errors
 from raftkv.errors import CommandError
 from raftkv.glob import compile_pattern
 from raftkv.replies import NULL_ARRAY, Blocked
-from raftkv.statemachine.args import INT64_MIN, index_range, parse_int, parse_timeout
+from raftkv.statemachine.args import (
+    index_range,
+    parse_int,
+    parse_mpop,
+    parse_nonneg_int,
+    parse_random_count,
+    parse_timeout,
+)
 from raftkv.statemachine.context import Context
 from raftkv.statemachine.registry import command
 from raftkv.statemachine.scan import parse_cursor, parse_scan_options
@@ -28,7 +35,7 @@ from raftkv.statemachine.zset import (
     parse_score,
 )
 
-_LONG_MAX = 2**63 - 1
+_SIDES = {b"min": False, b"max": True}  # ZMPOP's MIN|MAX -> from_max
 
 
 def zset_limits(ctx: Context) -> tuple[int, int]:
@@ -80,15 +87,6 @@ def _store(ctx: Context, dst: bytes, z: ZSet, event: str) -> int:
     if ctx.lookup(dst) is not None and ctx.delete(dst):
         ctx.notify("g", "del", dst)
     return 0
-
-
-def _after_removal(ctx: Context, key: bytes, z: ZSet, event: str) -> None:
-    ctx.notify("z", event, key)
-    if not z:
-        ctx.delete(key)
-        ctx.notify("g", "del", key)
-    else:
-        ctx.modified(key)
 
 
 # --- ZADD / ZINCRBY -------------------------------------------------------------------
@@ -189,7 +187,7 @@ def zrem(ctx: Context, args: list[bytes]):
             if not z:
                 break
     if removed:
-        _after_removal(ctx, key, z, "zrem")
+        ctx.elements_removed(key, z, "z", "zrem")
     return removed
 
 
@@ -408,7 +406,7 @@ def _zremrange(ctx: Context, args: list[bytes], kind: str):
     if hi <= lo:
         return 0
     removed = len(z.delete_range(lo, hi))
-    _after_removal(ctx, key, z, "zremrangeby" + kind)
+    ctx.elements_removed(key, z, "z", "zremrangeby" + kind)
     return removed
 
 
@@ -443,7 +441,7 @@ def _zpop(ctx: Context, keys: list[bytes], from_max: bool, emit_key: bool, count
     if count == 0:
         return []
     popped = z.pop(1 if count == -1 else count, from_max)
-    _after_removal(ctx, key, z, "zpopmax" if from_max else "zpopmin")
+    ctx.elements_removed(key, z, "z", "zpopmax" if from_max else "zpopmin")
     if nested:
         items: list = [[m, s] for s, m in popped]
         return [key, items] if emit_key else items
@@ -459,9 +457,7 @@ def _zpop_minmax(ctx: Context, args: list[bytes], from_max: bool):
         raise CommandError(errors.SYNTAX)
     count = -1
     if len(args) == 2:
-        count = parse_int(args[1], errors.MUST_BE_POSITIVE)
-        if count < 0:
-            raise CommandError(errors.MUST_BE_POSITIVE)
+        count = parse_nonneg_int(args[1], errors.MUST_BE_POSITIVE)
     return _zpop(ctx, [args[0]], from_max, False, count, ctx.resp >= 3 and count != -1, False)
 
 
@@ -475,33 +471,9 @@ def zpopmax(ctx: Context, args: list[bytes]):
     return _zpop_minmax(ctx, args, True)
 
 
-def _parse_mpop(args: list[bytes]) -> tuple[list[bytes], bool, int]:
-    """``numkeys key [key ...] MIN|MAX [COUNT count]`` -> (keys, from_max, count)."""
-    numkeys = parse_int(args[0], errors.NUMKEYS_POSITIVE)
-    if numkeys < 1:
-        raise CommandError(errors.NUMKEYS_POSITIVE)
-    where = numkeys + 1
-    if where >= len(args):
-        raise CommandError(errors.SYNTAX)
-    side = args[where].lower()
-    if side not in (b"min", b"max"):
-        raise CommandError(errors.SYNTAX)
-    count = -1
-    j = where + 1
-    while j < len(args):
-        if count == -1 and args[j].lower() == b"count" and j + 1 < len(args):
-            count = parse_int(args[j + 1], errors.COUNT_POSITIVE)
-            if count < 1:
-                raise CommandError(errors.COUNT_POSITIVE)
-            j += 2
-        else:
-            raise CommandError(errors.SYNTAX)
-    return args[1:where], side == b"max", 1 if count == -1 else count
-
-
 @command("zmpop")
 def zmpop(ctx: Context, args: list[bytes]):
-    keys, from_max, count = _parse_mpop(args)
+    keys, from_max, count = parse_mpop(args, _SIDES)
     return _zpop(ctx, keys, from_max, True, count, True, True)
 
 
@@ -530,7 +502,7 @@ def bzpopmax(ctx: Context, args: list[bytes]):
 
 @command("bzmpop")
 def bzmpop(ctx: Context, args: list[bytes]):
-    keys, from_max, count = _parse_mpop(args[1:])
+    keys, from_max, count = parse_mpop(args[1:], _SIDES)
     timeout = parse_timeout(args[0], ctx.now)
     return _blocking_pop(ctx, keys, timeout, from_max, count, True)
 
@@ -544,16 +516,7 @@ def zrandmember(ctx: Context, args: list[bytes]):
         if z is None:
             return None
         return z.at(ctx.rng.randrange(len(z)))[1]
-    count = parse_int(args[1])
-    if count == INT64_MIN:
-        raise CommandError(errors.LONG_RANGE)
-    withscores = False
-    if len(args) > 3 or (len(args) == 3 and args[2].lower() != b"withscores"):
-        raise CommandError(errors.SYNTAX)
-    if len(args) == 3:
-        withscores = True
-        if count < -(_LONG_MAX // 2) or count > _LONG_MAX // 2:
-            raise CommandError(errors.OUT_OF_RANGE_VALUE)
+    count, withscores = parse_random_count(args, b"withscores")
     z = lookup_zset(ctx, key)
     if z is None or count == 0:
         return []
@@ -644,9 +607,7 @@ def _zsetop(ctx: Context, args: list[bytes], name: str, op: str, dst: bytes | No
             withscores = True
             j += 1
         elif card_only and remaining >= 2 and opt == b"limit":
-            limit = parse_int(args[j + 1], errors.LIMIT_NEGATIVE)
-            if limit < 0:
-                raise CommandError(errors.LIMIT_NEGATIVE)
+            limit = parse_nonneg_int(args[j + 1], errors.LIMIT_NEGATIVE)
             j += 2
         else:
             raise CommandError(errors.SYNTAX)

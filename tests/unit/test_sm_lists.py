@@ -6,43 +6,20 @@ from collections import deque
 
 import pytest
 
-from raftkv.config import Config
-from raftkv.replies import NULL_ARRAY, OK, Blocked, ErrorReply
-from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
+from raftkv.replies import NULL_ARRAY, OK, Blocked
+from raftkv.statemachine.entry import FLAG_TRANSACTION
 from raftkv.statemachine.lists import parse_block_timeout
-from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import dump_databases, load_databases
+from tests.unit import sm_node
+from tests.unit.sm_node import err
+from tests.unit.sm_node import to_bytes as _b
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "ERR value is not an integer or out of range"
 SYNTAX = "ERR syntax error"
 
 
-def _b(x: object) -> bytes:
-    return x if isinstance(x, bytes) else str(x).encode()
-
-
-class Node:
-    """A state machine driven like the server drives it: writes as log entries."""
-
-    def __init__(self) -> None:
-        self.sm = StateMachine(config=Config())
-        self.sm.notify_classes = "KEA"
-        self.index = 0
-
-    def w(self, *args: object, resp: int = 2, flags: int = 0):
-        self.index += 1
-        entry = encode_entry(1000, 1, 0, [[_b(a) for a in args]], flags)
-        return self.sm.apply(self.index, entry, resp)[0]
-
-    def r(self, *args: object, resp: int = 2):
-        return self.sm.read(0, [_b(a) for a in args], 1000, 7, resp)
-
-    def events(self) -> list[tuple[str, bytes]]:
-        out = [(ev, key) for _, ev, _, key in self.sm.events]
-        self.sm.events.clear()
-        return out
-
+class Node(sm_node.Node):
     def lst(self, key: object) -> list[bytes]:
         return self.r("lrange", key, 0, -1)
 
@@ -50,11 +27,6 @@ class Node:
 @pytest.fixture
 def n() -> Node:
     return Node()
-
-
-def err(reply: object) -> str:
-    assert isinstance(reply, ErrorReply), reply
-    return str(reply)
 
 
 def L(*items: object) -> list[bytes]:  # noqa: N802 - reads as a literal

@@ -10,53 +10,19 @@ import time
 import pytest
 
 from raftkv.config import Config
-from raftkv.replies import ErrorReply, SetReply
+from raftkv.replies import SetReply
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
-from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import dump_databases, dump_payload, load_databases
 from raftkv.statemachine.sets import RSet
+from tests.unit.sm_node import Node, err
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 
 
-def _b(x: object) -> bytes:
-    return x if isinstance(x, bytes) else str(x).encode()
-
-
-class Node:
-    """A state machine driven like the server drives it: writes as log entries."""
-
-    def __init__(self, config: Config | None = None) -> None:
-        self.sm = StateMachine(config=config)
-        self.sm.notify_classes = "KEA"
-        self.index = 0
-
-    def w(self, *args: object, seed: int = 1, resp: int = 2, flags: int = 0):
-        self.index += 1
-        entry = encode_entry(1000, seed, 0, [[_b(a) for a in args]], flags)
-        return self.sm.apply(self.index, entry, resp)[0]
-
-    def r(self, *args: object, seed: int = 7, resp: int = 2):
-        return self.sm.read(0, [_b(a) for a in args], 1000, seed, resp)
-
-    def events(self) -> list[tuple[str, bytes]]:
-        out = [(ev, key) for _, ev, _, key in self.sm.events]
-        self.sm.events.clear()
-        return out
-
-    def enc(self, key: object) -> bytes:
-        return self.r("object", "encoding", key)
-
-
 @pytest.fixture
 def n() -> Node:
     return Node(Config())
-
-
-def err(reply: object) -> str:
-    assert isinstance(reply, ErrorReply), reply
-    return str(reply)
 
 
 # --- basics ------------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import pytest
 
 from raftkv import errors
 from raftkv.config import Config
-from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply, Map
-from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
+from raftkv.replies import NULL_ARRAY, Blocked, Map
+from raftkv.statemachine.entry import FLAG_TRANSACTION
 from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import (
     dump_databases,
@@ -26,32 +26,15 @@ from raftkv.statemachine.stream import (
     decode_stream_bytes,
     encode_stream_bytes,
 )
+from tests.unit import sm_node
+from tests.unit.sm_node import err
+from tests.unit.sm_node import to_bytes as _b
 
 
-def _b(x: object) -> bytes:
-    return x if isinstance(x, bytes) else str(x).encode()
-
-
-class Node:
-    def __init__(self) -> None:
-        self.sm = StateMachine(config=Config())
-        self.sm.notify_classes = "KEA"
-        self.index = 0
-        self.now = 1000
-
-    def w(self, *args: object, now: int | None = None, resp: int = 2, flags: int = 0):
-        self.index += 1
-        entry = encode_entry(self.now if now is None else now, 1, 0,
-                             [[_b(a) for a in args]], flags)
-        return self.sm.apply(self.index, entry, resp)[0]
-
-    def r(self, *args: object, now: int | None = None, resp: int = 2):
-        return self.sm.read(0, [_b(a) for a in args], self.now if now is None else now, 7, resp)
-
-    def events(self) -> list[str]:
-        out = [ev for _, ev, _, _ in self.sm.events]
-        self.sm.events.clear()
-        return out
+class Node(sm_node.Node):
+    def events(self) -> list[str]:  # type: ignore[override]
+        """The names of the events notified since the last call."""
+        return [ev for ev, _ in super().events()]
 
 
 @pytest.fixture
@@ -66,11 +49,6 @@ def flat(reply: object) -> object:
     if isinstance(reply, list):
         return [flat(x) for x in reply]
     return reply
-
-
-def err(reply: object) -> str:
-    assert isinstance(reply, ErrorReply), reply
-    return str(reply)
 
 
 def test_auto_ids_come_from_entry_time_and_never_go_back(n):

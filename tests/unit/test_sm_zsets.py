@@ -6,11 +6,9 @@ import math
 
 import pytest
 
-from raftkv.config import Config
 from raftkv.errors import CommandError
-from raftkv.replies import NULL_ARRAY, Blocked, ErrorReply
+from raftkv.replies import NULL_ARRAY, Blocked
 from raftkv.statemachine.entry import FLAG_TRANSACTION, encode_entry
-from raftkv.statemachine.machine import StateMachine
 from raftkv.statemachine.serialize import dump_databases, load_databases
 from raftkv.statemachine.zset import (
     ZSet,
@@ -18,45 +16,14 @@ from raftkv.statemachine.zset import (
     parse_score,
     parse_score_bound,
 )
+from tests.unit.sm_node import Node, err
 
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
-
-
-def _b(x: object) -> bytes:
-    return x if isinstance(x, bytes) else str(x).encode()
-
-
-class Node:
-    def __init__(self, config: Config | None = None) -> None:
-        self.sm = StateMachine(config=config or Config())
-        self.sm.notify_classes = "KEA"
-        self.index = 0
-
-    def w(self, *args: object, seed: int = 1, resp: int = 2, flags: int = 0):
-        self.index += 1
-        entry = encode_entry(1000, seed, 0, [[_b(a) for a in args]], flags)
-        return self.sm.apply(self.index, entry, resp)[0]
-
-    def r(self, *args: object, seed: int = 7, resp: int = 2):
-        return self.sm.read(0, [_b(a) for a in args], 1000, seed, resp)
-
-    def events(self) -> list[tuple[str, bytes]]:
-        out = [(ev, key) for _, ev, _, key in self.sm.events]
-        self.sm.events.clear()
-        return out
-
-    def enc(self, key: object) -> bytes:
-        return self.r("object", "encoding", key)
 
 
 @pytest.fixture
 def n() -> Node:
     return Node()
-
-
-def err(reply: object) -> str:
-    assert isinstance(reply, ErrorReply), reply
-    return str(reply)
 
 
 # --- numbers --------------------------------------------------------------------------------
@@ -385,6 +352,7 @@ def test_zrandmember(n: Node):
         "9223372036854775807")
     assert err(n.r("zrandmember", "z", 4611686018427387904, "withscores")) == \
         "ERR value is out of range"
+    assert err(n.r("zrandmember", "z", -(2**62), "withscores")) == "ERR value is out of range"
 
 
 # --- set operations -----------------------------------------------------------------------------------
