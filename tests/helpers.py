@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -16,20 +17,35 @@ import redis
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# Test servers listen below the kernel's ephemeral range (32768-60999 here), where no
+# outgoing connection of this machine takes a local port: a port found free there by
+# bind(0) could be taken again by a client socket before the server binds it (seen in
+# CI: "address already in use"). The peer port is port + 10000, so both stay below
+# 20000, under the jepsen-like harness's 20000-30000 blocks too.
+_PORT_LOW, _PORT_HIGH = 1100, 10000
+_handed_out: set[int] = set()  # ports (and peer ports) given out by this test process
+_rng = random.Random()
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
-    """A free TCP port on 127.0.0.1 whose port + 10000 (the peer port) is free too."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10000 > 65535:
+    """A free TCP port on 127.0.0.1 whose port + 10000 (the peer port) is free too, never
+    handed out before by this process (servers it started may not listen yet)."""
+    for _ in range(2000):
+        port = _rng.randrange(_PORT_LOW, _PORT_HIGH)
+        if port in _handed_out or port + 10000 in _handed_out:
             continue
-        with socket.socket() as s2:
-            try:
-                s2.bind(("127.0.0.1", port + 10000))
-            except OSError:
-                continue
-        return port
+        if _bindable(port) and _bindable(port + 10000):
+            _handed_out.update((port, port + 10000))
+            return port
     raise RuntimeError("no free port pair found")
 
 
