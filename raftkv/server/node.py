@@ -347,9 +347,18 @@ class Node:
         self._check_output_limits(conns)
 
     def _check_output_limits(self, conns: set[Connection]) -> None:
+        # The limits are looked up once per flush, not per connection: nothing can
+        # change the configuration while this loop runs.
+        normal = self.config.output_buffer_limit("normal")
+        pubsub = self.config.output_buffer_limit("pubsub")
+        normal_unlimited = not normal[0] and not normal[1]  # Redis's default: normal 0 0 0
         for conn in conns:
-            cls = "pubsub" if (conn.channels or conn.patterns or conn.shard_channels) else "normal"
-            hard, soft, seconds = self.config.output_buffer_limit(cls)
+            if conn.channels or conn.patterns or conn.shard_channels:
+                hard, soft, seconds = pubsub
+            elif normal_unlimited:
+                continue
+            else:
+                hard, soft, seconds = normal
             if not hard and not soft:
                 continue
             size = conn.output_buffer_size()

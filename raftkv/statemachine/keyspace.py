@@ -69,6 +69,18 @@ class Database:
         data = self.data
         old = data.get(key)
         data[key] = value
+        if type(old) is bytes and type(value) is bytes:
+            # A string overwritten by a string (SET, INCR ... on an existing key, the
+            # common write): its price depends on the lengths only.
+            if len(old) != len(value):  # type: ignore[arg-type]
+                self.used += bytes_size(len(value)) - bytes_size(len(old))  # type: ignore[arg-type]
+        else:
+            self._reprice(key, old, value)
+        if not keep_ttl and self.expires and self.expires.pop(key, None) is not None:
+            self.used -= EXPIRE_OVERHEAD
+
+    def _reprice(self, key: bytes, old: object | None, value: object) -> None:
+        """``used`` after ``old`` (None: a new key) was replaced by ``value``."""
         if old is None:
             used = self.used + key_size(key)
             if self.sample is not None:
@@ -84,8 +96,6 @@ class Database:
             self.sizes[key] = size
             used += size
         self.used = used
-        if not keep_ttl and self.expires and self.expires.pop(key, None) is not None:
-            self.used -= EXPIRE_OVERHEAD
 
     def delete(self, key: bytes) -> bool:
         value = self.data.pop(key, None)

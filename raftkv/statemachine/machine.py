@@ -117,8 +117,8 @@ class StateMachine:
         dirty = self.dirty
         if len(dirty) > mark:  # memory accounting: re-price values changed in place
             dbs = self.dbs
-            for i in range(mark, len(dirty)):
-                db, key = dirty[i]
+            # (the node drains ``dirty`` after every write: ``mark`` is almost always 0)
+            for db, key in dirty[mark:] if mark else dirty:
                 if key is not None:
                     d = dbs[db]
                     if type(d.data.get(key, b"")) is not bytes:  # (resized skips strings)
