@@ -10,12 +10,15 @@ increment once.
 
 from __future__ import annotations
 
+import json
 import threading
 
 import pytest
 import redis
+from click.testing import CliRunner
 from redis.cluster import RedisCluster
 
+from raftkv.admin.cli import main as admin_main
 from raftkv.cluster.migrate import Mover
 from raftkv.cluster.slots import key_slot
 from tests.cluster_helpers import GroupCluster, eventually, group_cluster_fixture
@@ -162,6 +165,15 @@ def test_a_key_written_without_pause_is_moved(cluster):
         rc.close()
 
 
+def _check(cluster: GroupCluster) -> dict:
+    """raftkv-admin check --format json (its exit code agrees with "healthy")."""
+    result = CliRunner().invoke(admin_main, ["--seed", f"127.0.0.1:{cluster.procs[0].port}",
+                                             "check", "--format", "json", "--settle", "2"])
+    report = json.loads(result.output)
+    assert result.exit_code == (0 if report["healthy"] else 1), result.output
+    return report
+
+
 def test_a_fence_refuses_writes_serves_reads_and_a_new_mover_finishes_the_key(cluster):
     """A mover that stopped with a key fenced (here: fenced by hand) leaves its writes
     refused, its reads served; running the mover again moves the key and ends the fence."""
@@ -185,9 +197,17 @@ def test_a_fence_refuses_writes_serves_reads_and_a_new_mover_finishes_the_key(cl
             src.delete(key, other)
         assert src.get(key) == b"5"
         assert src.incr(other) == 2  # another key of the slot is not fenced
+        # raftkv-admin check names the half-moved slot and its fenced key, and fails.
+        report = _check(cluster)
+        half = next(c for c in report["checks"] if c["check"] == "no slot is left half moved")
+        assert not report["healthy"] and not half["ok"] and half["fatal"]
+        assert f"slot {slot}: group {src_gid} -> group {dst_gid}" in half["detail"]
+        assert "1 key fenced" in half["detail"]
+        assert f"reshard --slots {slot} --to {dst_gid}" in half["detail"]
         assert probe.migrate_slot(slot, dst_gid) == 2
         assert rc.incr(key) == 6  # moved once, and writable again
         assert rc.get(other) == b"2"
+        assert _check(cluster)["healthy"]
     finally:
         probe.close()
         src.close()

@@ -308,6 +308,41 @@ def run_cluster_checks(view: ClusterView, max_lag: int,
     return out
 
 
+def _open_slots_check(admin: Admin, view: ClusterView) -> tuple[str, bool, str, bool]:
+    """No slot is left half moved (MIGRATING in its source or IMPORTING in its target, as
+    each group's leader has applied them): a move in progress, or one a mover left, which
+    `reshard` finishes. Redis's `--cluster check` reports such open slots the same way."""
+    moving: dict[int, tuple[int, int]] = {}
+    fenced = 0
+    asked = 0
+    for g in view.groups:
+        leader = g.topology.leader
+        if leader is None:
+            continue  # reported by the leader checks
+        try:
+            rows = admin.command(leader, "RAFT.SLOTSTATE")
+        except AdminError:
+            continue  # (a leader that just stepped down: the settle loop asks again)
+        asked += 1
+        for slot, migrating_to, importing_from, keys in rows:
+            if migrating_to != -1:
+                moving[slot] = (g.id, migrating_to)
+                fenced += keys
+            elif importing_from != -1:
+                moving.setdefault(slot, (importing_from, g.id))
+    name = "no slot is left half moved"
+    if not moving:
+        return name, True, f"{asked} group leaders asked", True
+    first = ", ".join(f"slot {slot}: group {src} -> group {dst}"
+                      for slot, (src, dst) in sorted(moving.items())[:5])
+    more = f" and {len(moving) - 5} more" if len(moving) > 5 else ""
+    slot, (_src, dst) = min(moving.items())
+    keys = f"; {fenced} key{'s' if fenced != 1 else ''} fenced (writes get TRYAGAIN)" \
+        if fenced else ""
+    return name, False, (f"{first}{more}{keys}; a move in progress, or one left half done: "
+                         f"`raftkv-admin reshard --slots {slot} --to {dst}` finishes it"), True
+
+
 @main.command()
 @click.option("--max-lag", type=int, default=1000, show_default=True,
               help="Most entries a member's applied index may trail the commit index.")
@@ -326,8 +361,8 @@ def check(admin: Admin, max_lag: int, settle: float, fmt: str,
     """Every node answers, one leader, agreement on leader and term, lag bounds.
 
     With several slot groups: every group is checked so, every slot must be
-    served by a group with a leader and every group must have a quorum.
-    Exits 0 when healthy, 1 when not.
+    served by a group with a leader, every group must have a quorum, and no slot
+    may be left half moved (MIGRATING/IMPORTING). Exits 0 when healthy, 1 when not.
     """
     deadline = time.monotonic() + settle
     while True:
@@ -335,6 +370,7 @@ def check(admin: Admin, max_lag: int, settle: float, fmt: str,
         strict = (not view.multi) if require_all is None else require_all
         if view.multi:
             checks = run_cluster_checks(view, max_lag, strict)
+            checks.append(_open_slots_check(admin, view))
         else:
             checks = [(name, ok, detail, strict or name != MEMBERS_ANSWER)
                       for name, ok, detail in run_checks(view.groups[0].topology, max_lag)]

@@ -29,9 +29,10 @@ COMMANDS = [
     # raftkv's own: the slot group's Raft membership and leadership (raftkv-admin uses them).
     C("raft.leader", 1, _RO + " fast", 0, 0, 0,
       "Returns the address of the group's leader as this node knows it.", "7.2.0", group=K),
-    C("raft.slotstate", 2, _RO, 0, 0, 0,
+    C("raft.slotstate", -1, _RO, 0, 0, 0,
       "Returns a slot's migration state in this group: [owner, migrating to, importing "
-      "from] (-1: none).", "7.2.0", group=K),
+      "from] (-1: none); without a slot, [slot, migrating to, importing from, fenced keys] "
+      "of every slot moving in or out.", "7.2.0", group=K),
     C("raft.dumpkey", 2, "admin " + _RO, 0, 0, 0,
       "Returns a key's DUMP payload, its absolute expiry and the applied index it was read "
       "at (slot migration).", "7.2.0", group=K),

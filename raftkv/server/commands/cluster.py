@@ -249,14 +249,22 @@ def _setslot(node, conn, argv):
 
 @server_command("raft.slotstate")
 def raft_slotstate(node, conn, argv):
-    """[owner group, migrating to, importing from] of a slot as this group has applied
-    them (-1: none): the mover resumes a move left half done."""
+    """RAFT.SLOTSTATE <slot>: [owner group, migrating to, importing from] of a slot as this
+    group has applied them (-1: none): the mover resumes a move left half done.
+    RAFT.SLOTSTATE: [slot, migrating to, importing from, fenced keys] for every slot
+    moving in or out of this group (raftkv-admin check reports them)."""
     from raftkv.statemachine.slots import state_of
 
+    state = state_of(node.sm)
+    if len(argv) == 1:
+        open_slots = sorted(set(state.migrating) | set(state.importing))
+        return [[s, state.migrating.get(s, -1), state.importing.get(s, -1),
+                 len(state.fenced.get(s, ()))] for s in open_slots]
+    if len(argv) != 2:
+        raise CommandError(errors.SYNTAX)
     slot = parse_int(argv[1], "ERR Invalid or out of range slot")
     if not 0 <= slot < SLOTS:
         raise CommandError("ERR Invalid or out of range slot")
-    state = state_of(node.sm)
     return [state.owner_of(slot), state.migrating.get(slot, -1), state.importing.get(slot, -1)]
 
 
