@@ -71,7 +71,13 @@ class ServerProcess:
 
     def start(self, wait: float = READY_WAIT) -> ServerProcess:
         self.launch()
-        self.wait_ready(wait)
+        try:
+            self.wait_ready(wait)
+        except BaseException:
+            # A fixture whose start fails never reaches its cleanup: do not leave the
+            # process running (the data folder stays, for a restart's caller).
+            self.kill9()
+            raise
         return self
 
     def launch(self) -> ServerProcess:
