@@ -23,6 +23,7 @@ from raftkv.statemachine.entry import FLAG_TRANSACTION, decode_entries, decode_e
 from raftkv.statemachine.keyspace import Database
 from raftkv.statemachine.registry import HANDLERS
 from raftkv.statemachine.scan import ScanCursors
+from raftkv.statemachine.slots import apply_guarded, guard
 from raftkv.statemachine.watch import WINDOW, ModificationIndex, TransactionAborted
 
 log = logging.getLogger(__name__)
@@ -148,8 +149,6 @@ class StateMachine:
 
     def _apply_guarded(self, ctx: Context, flags: int, commands: list[list[bytes]],
                        slot_state: Any) -> list[Any]:
-        from raftkv.statemachine.slots import apply_guarded
-
         transaction = bool(flags & FLAG_TRANSACTION) and len(commands) > 1
         if transaction and commands[0][0] == b"__watch":
             try:
@@ -193,8 +192,6 @@ class StateMachine:
         if slot_state is not None and slot_state.active:
             # A read runs under the slot rules at the state it reads: a key moved away
             # between routing and now is ASKed for, never read as missing.
-            from raftkv.statemachine.slots import guard
-
             refused = guard(ctx, argv, slot_state)
             if refused is not None:
                 return refused
