@@ -21,6 +21,7 @@ class ProtocolError(Exception):
 # --- generic -------------------------------------------------------------
 SYNTAX = "ERR syntax error"
 CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
+BAD_SLOT = "ERR Invalid or out of range slot"
 WRONGTYPE = "WRONGTYPE Operation against a key holding the wrong kind of value"
 NOT_INTEGER = "ERR value is not an integer or out of range"
 NOT_FLOAT = "ERR value is not a valid float"

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from raftkv import errors
 from raftkv.cluster.slots import key_slot
 from raftkv.commands.keyfinder import keys_of
 from raftkv.commands.table import COMMANDS
@@ -151,7 +152,7 @@ def guard(ctx: Context, argv: list[bytes], state: SlotState) -> Any:
 def setslot(ctx: Context, args: list[bytes]) -> Any:
     """``__setslot <slot> importing|migrating|node <group>`` | ``__setslot <slot> stable``."""
     state = state_of(ctx.sm)
-    slot = parse_int(args[0], "ERR Invalid or out of range slot")
+    slot = parse_int(args[0], errors.BAD_SLOT)
     what = args[1].lower()
     if what == b"stable":
         state.migrating.pop(slot, None)
@@ -208,7 +209,7 @@ def fence_key(ctx: Context, args: list[bytes]) -> Any:
     """``__fencekey <slot> <key>``: while ``slot`` migrates, writes naming ``key`` get
     TRYAGAIN until the key is moved (see the module doc): 1, or 0 if the key is gone."""
     state = state_of(ctx.sm)
-    slot = parse_int(args[0], "ERR Invalid or out of range slot")
+    slot = parse_int(args[0], errors.BAD_SLOT)
     key = args[1]
     if key_slot(key) != slot:
         return ErrorReply(f"ERR key is not in slot {slot}")

@@ -217,15 +217,21 @@ def cluster(node, conn, argv):
     raise CommandError(errors.unknown_subcommand(argv[1].decode("utf-8", "replace"), "CLUSTER"))
 
 
+def _slot_arg(raw: bytes) -> int:
+    """A slot argument of SETSLOT and the RAFT.* slot commands (Redis's SETSLOT error)."""
+    slot = parse_int(raw, errors.BAD_SLOT)
+    if not 0 <= slot < SLOTS:
+        raise CommandError(errors.BAD_SLOT)
+    return slot
+
+
 def _setslot(node, conn, argv):
     """CLUSTER SETSLOT <slot> IMPORTING|MIGRATING|NODE <node-id> | STABLE, as Redis Cluster,
     written through this group's log (raftkv/statemachine/slots.py). A node id names the
     group the node is a replica of."""
     from raftkv.server.raft_group import node_id_hex
 
-    slot = parse_int(argv[2], "ERR Invalid or out of range slot")
-    if not 0 <= slot < SLOTS:
-        raise CommandError("ERR Invalid or out of range slot")
+    slot = _slot_arg(argv[2])
     what = argv[3].lower()
     directory = node.groups
     if directory is None or directory.is_meta:
@@ -262,9 +268,7 @@ def raft_slotstate(node, conn, argv):
                  len(state.fenced.get(s, ()))] for s in open_slots]
     if len(argv) != 2:
         raise CommandError(errors.SYNTAX)
-    slot = parse_int(argv[1], "ERR Invalid or out of range slot")
-    if not 0 <= slot < SLOTS:
-        raise CommandError("ERR Invalid or out of range slot")
+    slot = _slot_arg(argv[1])
     return [state.owner_of(slot), state.migrating.get(slot, -1), state.importing.get(slot, -1)]
 
 
@@ -300,10 +304,8 @@ def raft_fencekey(node, conn, argv):
     TRYAGAIN until it is moved (the mover's last resort for a key written without pause;
     raftkv/statemachine/slots.py)."""
     _require_cluster(node)
-    slot = parse_int(argv[1], "ERR Invalid or out of range slot")
-    if not 0 <= slot < SLOTS:
-        raise CommandError("ERR Invalid or out of range slot")
-    return node.write(conn, [[b"__fencekey", argv[1], argv[2]]])
+    slot = _slot_arg(argv[1])
+    return node.write(conn, [[b"__fencekey", b"%d" % slot, argv[2]]])
 
 
 # --- RAFT.*: the group's membership and leadership (see raftkv/server/membership.py) ---------
